@@ -1,0 +1,154 @@
+/*
+ * kdloss.h -- fused, SIMD-optimised knowledge-distillation losses on CPUs.
+ *
+ * One header, C11, usable from C++. Every exported function is declared here.
+ *
+ * What it computes (student s, teacher t: rows x cols float32, row-major):
+ *
+ *   KD_CROSS_ENTROPY (Learning without Forgetting), per row i, temperature T:
+ *     q = softmax(s_i / T), r = softmax(t_i / T)     (== softmax(x)^(1/T) renormalised)
+ *     row_loss_i = -sum_j r_j * log(q_j + 1e-5)
+ *     loss = factor * (1/rows) * sum_i row_loss_i
+ *     grad_ij = factor/(rows*T) * q_j * (sum_k w_k q_k - w_j),  w_j = r_j / (q_j + 1e-5)
+ *
+ *   KD_MSE (Dark Experience Replay), temperature ignored:
+ *     loss = factor * (1/(rows*cols)) * sum_ij (s_ij - t_ij)^2
+ *     grad_ij = 2 * factor * (s_ij - t_ij) / (rows*cols)
+ *
+ *   grad is d loss / d student, with the teacher held fixed.
+ *
+ * Masking: -inf is a valid cross-entropy logit (a masked class: probability 0,
+ * gradient 0). A cross-entropy row that is entirely -inf, any NaN or +inf, and
+ * for MSE any infinity at all, is KD_ERR_NONFINITE.
+ *
+ * Accuracy (every ISA, every shape), against a double-precision reference:
+ *   |loss - ref| <= 1e-5 * |ref| + 1e-6 * |factor|
+ *   max_ij |grad_ij - ref_ij| <= 1e-5 * max_ij |ref_ij| + 1e-30
+ * The same ISA gives bitwise-identical results for the same inputs on every call.
+ *
+ * Memory: no alignment is required of any pointer. Element (i, j) of a matrix
+ * with leading dimension ld is p[i*ld + j]; only the rows x cols elements so
+ * addressed are read or written. grad may be exactly student (grad == student
+ * and ld_grad == ld_student: computed in place); any other overlap of the
+ * address span of grad with an input's span is KD_ERR_ALIAS. Inputs may alias
+ * each other (student == teacher is fine).
+ *
+ * Errors: argument errors are detected before any work and leave every output
+ * untouched. KD_ERR_NONFINITE is found while computing: it sets *loss to NaN
+ * (when loss is not NULL) and may leave grad partly written. The library never
+ * aborts, prints or exits.
+ *
+ * Threads: every function is reentrant and thread-safe. The implementation is
+ * chosen once, on first use, from the CPU's features (see kd_set_isa).
+ */
+#ifndef KDLOSS_H
+#define KDLOSS_H
+
+#include <stddef.h>
+
+#define KDLOSS_VERSION_MAJOR 0
+#define KDLOSS_VERSION_MINOR 1
+#define KDLOSS_VERSION_PATCH 0
+#define KDLOSS_VERSION_NUMBER \
+  (KDLOSS_VERSION_MAJOR * 10000 + KDLOSS_VERSION_MINOR * 100 + KDLOSS_VERSION_PATCH)
+
+/* KD_API marks the exported symbols; everything else in the library is hidden. */
+#if defined(_WIN32) && defined(KDLOSS_BUILDING_DLL)
+#  define KD_API __declspec(dllexport)
+#elif defined(__GNUC__) && __GNUC__ >= 4
+#  define KD_API __attribute__((visibility("default")))
+#else
+#  define KD_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum kd_distance { KD_CROSS_ENTROPY, KD_MSE } kd_distance;
+
+typedef enum kd_isa {
+  KD_ISA_AUTO,   /* kd_set_isa only: the best ISA this CPU and build support */
+  KD_ISA_SCALAR, /* portable C, always available */
+  KD_ISA_AVX2,   /* x86-64 AVX2 + FMA */
+  KD_ISA_AVX512, /* x86-64 AVX-512 F+BW+DQ+VL */
+  KD_ISA_NEON    /* aarch64 AdvSIMD */
+} kd_isa;
+
+typedef enum kd_status {
+  KD_OK = 0,
+  KD_ERR_NULL,        /* a required pointer is NULL */
+  KD_ERR_SHAPE,       /* rows or cols is 0, or a size overflows size_t */
+  KD_ERR_STRIDE,      /* a leading dimension is smaller than cols */
+  KD_ERR_DISTANCE,    /* not a kd_distance value */
+  KD_ERR_TEMPERATURE, /* cross-entropy with temperature NaN, infinite or <= 0 */
+  KD_ERR_FACTOR,      /* factor NaN or infinite */
+  KD_ERR_NONFINITE,   /* NaN or +inf in an input, or a row entirely -inf; *loss is set to NaN */
+  KD_ERR_ALIAS,       /* grad overlaps an input other than exactly in place */
+  KD_ERR_NOMEM,       /* a needed allocation failed */
+  KD_ERR_UNSUPPORTED  /* kd_set_isa: this CPU or this build lacks that ISA */
+} kd_status;
+
+/*
+ * Loss only. student/teacher: rows x cols with leading dimensions >= cols.
+ * loss: where the scalar result goes (required).
+ * Argument checks, in this order: distance (KD_ERR_DISTANCE), NULL pointers,
+ * rows/cols zero or overflowing (KD_ERR_SHAPE), ld < cols (KD_ERR_STRIDE),
+ * factor (KD_ERR_FACTOR), temperature for cross-entropy (KD_ERR_TEMPERATURE).
+ * Scratch: cross-entropy rows wider than a few thousand classes use one heap
+ * buffer of 8*cols bytes per call (KD_ERR_NOMEM if it cannot be had).
+ */
+KD_API kd_status kd_loss_f32(kd_distance distance, float factor, float temperature,
+                             size_t rows, size_t cols,
+                             const float *student, size_t ld_student,
+                             const float *teacher, size_t ld_teacher,
+                             float *loss);
+
+/*
+ * Loss and gradient with respect to the student. loss may be NULL (gradient
+ * only); grad (required) receives rows x cols values with leading dimension
+ * ld_grad >= cols. Same checks as kd_loss_f32, then KD_ERR_ALIAS.
+ */
+KD_API kd_status kd_loss_grad_f32(kd_distance distance, float factor, float temperature,
+                                  size_t rows, size_t cols,
+                                  const float *student, size_t ld_student,
+                                  const float *teacher, size_t ld_teacher,
+                                  float *loss,
+                                  float *grad, size_t ld_grad);
+
+/*
+ * Choose the implementation for the whole process. KD_ISA_AUTO restores the
+ * automatic choice (AVX-512 > AVX2 > scalar on x86-64, NEON > scalar on
+ * aarch64). An ISA this CPU or build lacks, or a value outside kd_isa, gives
+ * KD_ERR_UNSUPPORTED and changes nothing. Calls already running finish on the
+ * ISA they started with.
+ *
+ * The environment variable KDLOSS_ISA=scalar|avx2|avx512|neon|auto, read once
+ * on first use, does the same as a kd_set_isa call at start-up. A value that is
+ * unknown or unsupported here is ignored exactly as a failed kd_set_isa is: the
+ * automatic choice stays in force. kd_get_isa() always tells the truth, so a
+ * harness that forces an ISA compares kd_get_isa() with what it asked for
+ * (kdloss's tests and benchmarks do).
+ */
+KD_API kd_status kd_set_isa(kd_isa isa);
+
+/* The ISA in use now (never KD_ISA_AUTO). */
+KD_API kd_isa kd_get_isa(void);
+
+/* 1 if this CPU and build can run isa (KD_ISA_AUTO and KD_ISA_SCALAR: always 1). */
+KD_API int kd_isa_supported(kd_isa isa);
+
+/* "auto", "scalar", "avx2", "avx512", "neon"; "unknown" for other values. Static storage. */
+KD_API const char *kd_isa_name(kd_isa isa);
+
+/* A short English description of a status; "unknown status" for other values. */
+KD_API const char *kd_status_str(kd_status status);
+
+/* "MAJOR.MINOR.PATCH" of the library actually linked. */
+KD_API const char *kd_version_string(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KDLOSS_H */

@@ -1,0 +1,243 @@
+/*
+ * The API layer: argument checks, the row loops, and the few scalar steps
+ * between kernel passes. Everything ISA-specific is behind kd_kernels_current().
+ */
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include "kernels.h"
+
+/* Cross-entropy rows up to this many classes use stack scratch (2 floats per
+ * class, 16 KiB); wider rows use one heap buffer per call. */
+#define KD_STACK_COLS 2048
+
+#define KD_STR(x) #x
+#define KD_XSTR(x) KD_STR(x)
+
+KD_API const char *kd_version_string(void) {
+  return KD_XSTR(KDLOSS_VERSION_MAJOR) "." KD_XSTR(KDLOSS_VERSION_MINOR) "." KD_XSTR(
+      KDLOSS_VERSION_PATCH);
+}
+
+KD_API const char *kd_status_str(kd_status status) {
+  switch (status) {
+  case KD_OK: return "ok";
+  case KD_ERR_NULL: return "a required pointer is NULL";
+  case KD_ERR_SHAPE: return "rows or cols is 0, or a size overflows size_t";
+  case KD_ERR_STRIDE: return "a leading dimension is smaller than cols";
+  case KD_ERR_DISTANCE: return "not a kd_distance value";
+  case KD_ERR_TEMPERATURE: return "temperature is NaN, infinite, zero, negative or subnormal";
+  case KD_ERR_FACTOR: return "factor is NaN or infinite, or the gradient scale overflows";
+  case KD_ERR_NONFINITE: return "an input holds NaN or +inf, or a row is entirely -inf";
+  case KD_ERR_ALIAS: return "an output overlaps an input other than exactly in place";
+  case KD_ERR_NOMEM: return "a needed allocation failed";
+  case KD_ERR_UNSUPPORTED: return "this CPU or build lacks that ISA";
+  default: return "unknown status";
+  }
+}
+
+/* The address span [lo, hi) of a rows x cols matrix with leading dimension ld,
+ * as integers: comparing pointers into different objects is undefined in C. */
+typedef struct span { uintptr_t lo, hi; } span;
+
+static span span_of(const void *p, size_t rows, size_t cols, size_t ld, size_t elem) {
+  span s = {(uintptr_t)p, (uintptr_t)p + ((rows - 1) * ld + cols) * elem};
+  return s;
+}
+
+static int overlap(span a, span b) {
+  return a.lo < b.hi && b.lo < a.hi;
+}
+
+/* Bytes of a matrix's span, or 0 when it overflows size_t. */
+static size_t span_bytes(size_t rows, size_t cols, size_t ld) {
+  if (rows - 1 > (SIZE_MAX - cols) / ld) return 0;
+  size_t elems = (rows - 1) * ld + cols;
+  return elems > SIZE_MAX / sizeof(float) ? 0 : elems * sizeof(float);
+}
+
+typedef struct request {
+  kd_distance distance;
+  float factor, temperature;
+  size_t rows, cols;
+  const float *s, *t;
+  size_t lds, ldt;
+  float *loss; /* may be NULL when grad is set */
+  float *grad; /* NULL: loss only */
+  size_t ldg;
+} request;
+
+/* Every argument error, in the documented order, before any work. */
+static kd_status check(const request *r) {
+  if (r->distance != KD_CROSS_ENTROPY && r->distance != KD_MSE) return KD_ERR_DISTANCE;
+  if (!r->s || !r->t || (!r->grad && !r->loss)) return KD_ERR_NULL;
+  if (r->rows == 0 || r->cols == 0) return KD_ERR_SHAPE;
+  /* rows*cols and the scratch (2*cols floats) must be countable in bytes. */
+  if (r->rows > SIZE_MAX / r->cols || r->rows * r->cols > SIZE_MAX / sizeof(float) ||
+      r->cols > SIZE_MAX / (2 * sizeof(float)))
+    return KD_ERR_SHAPE;
+  if (r->lds < r->cols || r->ldt < r->cols || (r->grad && r->ldg < r->cols))
+    return KD_ERR_STRIDE;
+  if (!span_bytes(r->rows, r->cols, r->lds) || !span_bytes(r->rows, r->cols, r->ldt) ||
+      (r->grad && !span_bytes(r->rows, r->cols, r->ldg)))
+    return KD_ERR_SHAPE;
+  if (!isfinite(r->factor)) return KD_ERR_FACTOR;
+  if (r->distance == KD_CROSS_ENTROPY &&
+      !(r->temperature >= FLT_MIN && r->temperature <= FLT_MAX)) /* 1/T must be finite */
+    return KD_ERR_TEMPERATURE;
+  if (r->grad) {
+    double scale = r->distance == KD_MSE
+                       ? 2.0 * r->factor / ((double)r->rows * (double)r->cols)
+                       : r->factor / ((double)r->rows * r->temperature);
+    if (!(fabs(scale) <= FLT_MAX)) return KD_ERR_FACTOR;
+  }
+  span s = span_of(r->s, r->rows, r->cols, r->lds, sizeof(float));
+  span t = span_of(r->t, r->rows, r->cols, r->ldt, sizeof(float));
+  if (r->grad) {
+    span g = span_of(r->grad, r->rows, r->cols, r->ldg, sizeof(float));
+    int in_place = r->grad == r->s && r->ldg == r->lds;
+    if ((overlap(g, s) && !in_place) || overlap(g, t)) return KD_ERR_ALIAS;
+    if (r->loss && overlap(span_of(r->loss, 1, 1, 1, sizeof(float)), g)) return KD_ERR_ALIAS;
+  }
+  if (r->loss) {
+    span l = span_of(r->loss, 1, 1, 1, sizeof(float));
+    if (overlap(l, s) || overlap(l, t)) return KD_ERR_ALIAS;
+  }
+  return KD_OK;
+}
+
+/* Cross-entropy: sum over rows of sum_j r_j log(q_j + 1e-5), and the gradient. */
+static kd_status ce_rows(const kd_kernels *k, const request *r, double *acc) {
+  float stack[2 * KD_STACK_COLS];
+  float *es = stack;
+  if (r->cols > KD_STACK_COLS) {
+    es = malloc(2 * r->cols * sizeof *es);
+    if (!es) return KD_ERR_NOMEM;
+  }
+  float *et = es + r->cols;
+  kd_status status = KD_OK;
+  kd_ce_row row;
+  row.inv_temp = 1.0f / r->temperature;
+  row.grad_scale = (float)(r->factor / ((double)r->rows * r->temperature));
+  double total = 0.0;
+  for (size_t i = 0; i < r->rows; i++) {
+    const float *s = r->s + i * r->lds, *t = r->t + i * r->ldt;
+    if (k->rmax2(r->cols, s, t, &row.s_max, &row.t_max) || row.s_max == -INFINITY ||
+        row.t_max == -INFINITY) {
+      status = KD_ERR_NONFINITE;
+      break;
+    }
+    double zs, zt;
+    size_t argmax = k->expsum2(r->cols, s, t, &row, es, et, &zs, &zt);
+    row.inv_zs = (float)(1.0 / zs);
+    row.inv_zt = (float)(1.0 / zt);
+    if (!r->grad) {
+      total += k->celoss(r->cols, es, et, &row);
+      continue;
+    }
+    double q_sum, qu_sum;
+    row.log_zs_zt = (float)log(zs / zt);
+    total += k->cestats(r->cols, s, t, es, et, &row, &q_sum, &qu_sum);
+    row.q_sum = (float)q_sum;
+    row.qu_sum = (float)qu_sum;
+    float *g = r->grad + i * r->ldg;
+    /* zs = 1/q_max: below 2 the most probable class holds over half the mass,
+     * and its bracket u_m * sum q - sum q*u cancels. The gradient sums to zero
+     * over the row, so that class gets minus the sum of the others instead. */
+    int dominant = zs < 2.0;
+    double others = k->cegrad(r->cols, es, et, &row, dominant ? argmax : r->cols, g);
+    if (dominant) g[argmax] = (float)-others;
+  }
+  if (es != stack) free(es);
+  *acc = total;
+  return status;
+}
+
+/* The MSE sum of one row whose float sum overflowed although its inputs are
+ * finite (|s - t| beyond ~1.8e19): again in double, plainly; it is rare. In
+ * place, s is gone, but the gradient just written is scale * (s - t) to float
+ * precision, so the differences are recovered from it. */
+static double mse_row_f64(size_t n, const float *s, const float *t, double scale, float *grad,
+                          int in_place) {
+  double sum = 0.0;
+  if (in_place) {
+    if (scale == 0.0) return 0.0; /* factor 0: the loss is 0 whatever the sum */
+    for (size_t j = 0; j < n; j++) sum += ((double)grad[j] / scale) * ((double)grad[j] / scale);
+    return sum;
+  }
+  for (size_t j = 0; j < n; j++) {
+    double d = (double)s[j] - (double)t[j];
+    sum += d * d;
+    if (grad) grad[j] = (float)(scale * d);
+  }
+  return sum;
+}
+
+static int row_finite(size_t n, const float *x) {
+  for (size_t j = 0; j < n; j++)
+    if (!isfinite(x[j])) return 0;
+  return 1;
+}
+
+static kd_status mse_rows(const kd_kernels *k, const request *r, double *acc) {
+  double n = (double)r->rows * (double)r->cols;
+  double scale = 2.0 * r->factor / n;
+  double total = 0.0;
+  for (size_t i = 0; i < r->rows; i++) {
+    const float *s = r->s + i * r->lds, *t = r->t + i * r->ldt;
+    float *g = r->grad ? r->grad + i * r->ldg : NULL;
+    double sum = g ? k->msegrad(r->cols, s, t, (float)scale, g) : k->mse(r->cols, s, t);
+    if (!isfinite(sum)) {
+      /* In place, s now holds scale * (s - t): non-finite exactly where s was
+       * (scale is finite, and 0 * inf is NaN). */
+      if (!row_finite(r->cols, s) || !row_finite(r->cols, t)) return KD_ERR_NONFINITE;
+      sum = mse_row_f64(r->cols, s, t, scale, g, g == s);
+    }
+    total += sum;
+  }
+  *acc = total;
+  return KD_OK;
+}
+
+static kd_status run(const request *r) {
+  kd_status status = check(r);
+  if (status != KD_OK) return status;
+  const kd_kernels *k = kd_kernels_current();
+  double acc = 0.0, loss;
+  if (r->distance == KD_MSE) {
+    status = mse_rows(k, r, &acc);
+    loss = r->factor * (acc / ((double)r->rows * (double)r->cols));
+  } else {
+    status = ce_rows(k, r, &acc);
+    loss = -(double)r->factor * (acc / (double)r->rows);
+  }
+  if (status == KD_ERR_NOMEM) return status;
+  if (r->loss) *r->loss = status == KD_OK ? (float)loss : NAN;
+  return status;
+}
+
+KD_API kd_status kd_loss_f32(kd_distance distance, float factor, float temperature,
+                             size_t rows, size_t cols,
+                             const float *student, size_t ld_student,
+                             const float *teacher, size_t ld_teacher,
+                             float *loss) {
+  request r = {distance, factor, temperature, rows, cols, student, teacher,
+               ld_student, ld_teacher, loss, NULL, 0};
+  if (!loss) return distance != KD_CROSS_ENTROPY && distance != KD_MSE ? KD_ERR_DISTANCE
+                                                                        : KD_ERR_NULL;
+  return run(&r);
+}
+
+KD_API kd_status kd_loss_grad_f32(kd_distance distance, float factor, float temperature,
+                                  size_t rows, size_t cols,
+                                  const float *student, size_t ld_student,
+                                  const float *teacher, size_t ld_teacher,
+                                  float *loss,
+                                  float *grad, size_t ld_grad) {
+  request r = {distance, factor, temperature, rows, cols, student, teacher,
+               ld_student, ld_teacher, loss, grad, ld_grad};
+  if (!grad) return distance != KD_CROSS_ENTROPY && distance != KD_MSE ? KD_ERR_DISTANCE
+                                                                        : KD_ERR_NULL;
+  return run(&r);
+}

@@ -1,0 +1,114 @@
+/*
+ * kernels.h -- the row kernels every ISA provides, and the function table.
+ *
+ * Internal. The API layer (kdloss.c) validates arguments and runs the row loop
+ * once for all ISAs; a kernel computes one pass over one row and never checks
+ * arguments. Names follow kd_f32_<operation>_<isa>. Every ISA implements the
+ * same passes with the same structure, so the files can be read side by side.
+ *
+ * Cross-entropy row, n classes, z = x / T (the pipeline's softmax(x)^(1/T)
+ * renormalised is softmax(x/T) exactly):
+ *   1. rmax2:    s_max, t_max; flags NaN and +inf.
+ *   2. expsum2:  es_j = exp((s_j - s_max)/T), et_j likewise, into scratch;
+ *                zs = sum es, zt = sum et. q = es/zs, r = et/zt.
+ *   3a. celoss:  sum_j r_j * log(q_j + 1e-5)          (loss only: 2 exp + 1 log)
+ *   3b. cestats: the same sum, and u_j = 1 - w_j written over et, where
+ *                w_j = r_j/(q_j + 1e-5); also q_sum = sum q, qu_sum = sum q*u.
+ *   4. cegrad:   grad_j = scale * q_j * (u_j * q_sum - qu_sum).
+ * Why u and not w: grad_j = scale * q_j * sum_k q_k (w_k - w_j) and, with
+ * u = 1 - w, that is scale * q_j * (u_j * sum q - sum q*u). When student and
+ * teacher are close, w is close to 1 for every class and "S - w_j" would
+ * cancel to noise in float; u is small and keeps its relative precision.
+ * u_j = (q_j - r_j + 1e-5)/(q_j + 1e-5) needs q_j - r_j accurately: when r_j/q_j
+ * is near 1 it is computed as -q_j * expm1(d_j), with
+ * d_j = log(r_j/q_j) = ((t_j - t_max) - (s_j - s_max))/T + log(zs/zt),
+ * which float evaluates with relative (not absolute) error.
+ *
+ * Sums run in float over blocks of KD_BLOCK elements and in double across
+ * blocks, so a 128256-class row keeps ~1e-7 relative error.
+ */
+#ifndef KD_KERNELS_H
+#define KD_KERNELS_H
+
+#include <stddef.h>
+#include "kdloss.h"
+
+#define KD_EPS 1e-5f       /* the pipeline's fixed epsilon in log(q + 1e-5) */
+#define KD_BLOCK 256       /* elements per float partial sum before it joins a double */
+#define KD_EXPM1_BAND 0.5f /* |d_j| below this: q_j - r_j via expm1 */
+
+/* End of the block that starts at j. */
+static inline size_t kd_block_end(size_t j, size_t n) {
+  return n - j < KD_BLOCK ? n : j + KD_BLOCK;
+}
+
+/* Per-row constants of the cross-entropy passes, filled by the row loop. */
+typedef struct kd_ce_row {
+  float s_max, t_max; /* pass 1 */
+  float inv_temp;     /* 1/T */
+  float inv_zs, inv_zt, log_zs_zt; /* after pass 2 */
+  float q_sum, qu_sum;             /* after pass 3b */
+  float grad_scale;                /* factor / (rows * T) */
+} kd_ce_row;
+
+/* Pass 1. Returns nonzero if s or t holds a NaN or +inf (maxima then unspecified). */
+typedef int (*kd_rmax2_fn)(size_t n, const float *s, const float *t,
+                           float *s_max, float *t_max);
+/* Pass 2. Writes es, et (n floats each); returns the first j with s_j == s_max. */
+typedef size_t (*kd_expsum2_fn)(size_t n, const float *s, const float *t,
+                                const kd_ce_row *row, float *es, float *et,
+                                double *zs, double *zt);
+/* Pass 3a. Returns sum_j r_j * log(q_j + 1e-5) (<= 0 up to rounding). */
+typedef double (*kd_celoss_fn)(size_t n, const float *es, const float *et,
+                               const kd_ce_row *row);
+/* Pass 3b. As 3a, and overwrites et with u; *q_sum = sum q, *qu_sum = sum q*u. */
+typedef double (*kd_cestats_fn)(size_t n, const float *s, const float *t,
+                                const float *es, float *et_u, const kd_ce_row *row,
+                                double *q_sum, double *qu_sum);
+/* Pass 4. Writes grad (may be s itself: s is not read). Returns the sum of
+ * grad_j over j != skip (skip >= n: over all j). */
+typedef double (*kd_cegrad_fn)(size_t n, const float *es, const float *u,
+                               const kd_ce_row *row, size_t skip, float *grad);
+/* MSE: sum_j (s_j - t_j)^2. */
+typedef double (*kd_mse_fn)(size_t n, const float *s, const float *t);
+/* MSE: the same sum, and grad_j = scale * (s_j - t_j) (grad may be s). */
+typedef double (*kd_msegrad_fn)(size_t n, const float *s, const float *t,
+                                float scale, float *grad);
+
+typedef struct kd_kernels {
+  kd_isa isa;
+  kd_rmax2_fn rmax2;
+  kd_expsum2_fn expsum2;
+  kd_celoss_fn celoss;
+  kd_cestats_fn cestats;
+  kd_cegrad_fn cegrad;
+  kd_mse_fn mse;
+  kd_msegrad_fn msegrad;
+} kd_kernels;
+
+#define KD_DECLARE_KERNELS(isa)                                                      \
+  int kd_f32_rmax2_##isa(size_t, const float *, const float *, float *, float *);   \
+  size_t kd_f32_expsum2_##isa(size_t, const float *, const float *,                 \
+                              const kd_ce_row *, float *, float *, double *, double *); \
+  double kd_f32_celoss_##isa(size_t, const float *, const float *, const kd_ce_row *); \
+  double kd_f32_cestats_##isa(size_t, const float *, const float *, const float *,  \
+                              float *, const kd_ce_row *, double *, double *);      \
+  double kd_f32_cegrad_##isa(size_t, const float *, const float *,                  \
+                             const kd_ce_row *, size_t, float *);                   \
+  double kd_f32_mse_##isa(size_t, const float *, const float *);                    \
+  double kd_f32_msegrad_##isa(size_t, const float *, const float *, float, float *);
+
+KD_DECLARE_KERNELS(scalar)
+KD_DECLARE_KERNELS(avx2)
+KD_DECLARE_KERNELS(avx512)
+KD_DECLARE_KERNELS(neon)
+
+/* functable.c: the table in use (chosen on first use), and the one for an ISA
+ * (NULL when this CPU or build lacks it). */
+const kd_kernels *kd_kernels_current(void);
+const kd_kernels *kd_kernels_for(kd_isa isa);
+
+/* cpu_features.c: 1 if the running CPU (and OS) can execute isa. */
+int kd_cpu_has(kd_isa isa);
+
+#endif /* KD_KERNELS_H */

@@ -1,0 +1,25 @@
+/*
+ * reference.h -- the double-precision judge of every kernel.
+ *
+ * Internal (tests, the accuracy report, the benchmarks' checks). Computes the
+ * contract of kdloss.h literally, in double, for valid arguments only: it
+ * checks nothing but what it needs to stay defined.
+ */
+#ifndef KD_REFERENCE_H
+#define KD_REFERENCE_H
+
+#include <stddef.h>
+#include "kdloss.h"
+
+/*
+ * Returns the loss. grad, when not NULL, receives d loss / d student as a
+ * dense rows x cols array of doubles. Returns NaN for a row the contract calls
+ * non-finite, or when its 16*cols bytes of scratch cannot be allocated.
+ */
+double kd_reference_f64(kd_distance distance, double factor, double temperature,
+                        size_t rows, size_t cols,
+                        const float *student, size_t ld_student,
+                        const float *teacher, size_t ld_teacher,
+                        double *grad);
+
+#endif
