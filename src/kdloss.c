@@ -136,11 +136,13 @@ static kd_status ce_rows(const kd_kernels *k, const request *r, double *acc) {
       total += k->celoss(r->cols, es, et, &row);
       continue;
     }
-    double q_sum, qu_sum;
+    double sums[3];
     row.log_zs_zt = (float)log(zs / zt);
-    total += k->cestats(r->cols, s, t, es, et, &row, &q_sum, &qu_sum);
-    row.q_sum = (float)q_sum;
-    row.qu_sum = (float)qu_sum;
+    row.max_gap = row.t_max - row.s_max;
+    total += k->cestats(r->cols, s, t, es, et, &row, sums);
+    row.q_sum = (float)sums[0];
+    row.qw_sum = (float)sums[1];
+    row.qu_sum = (float)sums[2];
     float *g = r->grad + i * r->ldg;
     /* zs = 1/q_max: below 2 the most probable class holds over half the mass,
      * and its bracket u_m * sum q - sum q*u cancels. The gradient sums to zero

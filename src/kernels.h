@@ -21,8 +21,9 @@
  * cancel to noise in float; u is small and keeps its relative precision.
  * u_j = (q_j - r_j + 1e-5)/(q_j + 1e-5) needs q_j - r_j accurately: when r_j/q_j
  * is near 1 it is computed as -q_j * expm1(d_j), with
- * d_j = log(r_j/q_j) = ((t_j - t_max) - (s_j - s_max))/T + log(zs/zt),
- * which float evaluates with relative (not absolute) error.
+ * d_j = log(r_j/q_j) = ((t_j - s_j) - (t_max - s_max))/T + log(zs/zt),
+ * which float evaluates with relative (not absolute) error: when student and
+ * teacher are close, t_j - s_j and t_max - s_max are exact (Sterbenz).
  *
  * Sums run in float over blocks of KD_BLOCK elements and in double across
  * blocks, so a 128256-class row keeps ~1e-7 relative error.
@@ -45,9 +46,10 @@ static inline size_t kd_block_end(size_t j, size_t n) {
 /* Per-row constants of the cross-entropy passes, filled by the row loop. */
 typedef struct kd_ce_row {
   float s_max, t_max; /* pass 1 */
+  float max_gap;      /* t_max - s_max */
   float inv_temp;     /* 1/T */
   float inv_zs, inv_zt, log_zs_zt; /* after pass 2 */
-  float q_sum, qu_sum;             /* after pass 3b */
+  float q_sum, qw_sum, qu_sum;     /* after pass 3b */
   float grad_scale;                /* factor / (rows * T) */
 } kd_ce_row;
 
@@ -61,13 +63,14 @@ typedef size_t (*kd_expsum2_fn)(size_t n, const float *s, const float *t,
 /* Pass 3a. Returns sum_j r_j * log(q_j + 1e-5) (<= 0 up to rounding). */
 typedef double (*kd_celoss_fn)(size_t n, const float *es, const float *et,
                                const kd_ce_row *row);
-/* Pass 3b. As 3a, and overwrites et with u; *q_sum = sum q, *qu_sum = sum q*u. */
+/* Pass 3b. As 3a; overwrites es with q_j, negated where the u-form is used
+ * (w_j > 0.5), and et with w_j or u_j to match; sums = {sum q, sum q*w, sum q*u}. */
 typedef double (*kd_cestats_fn)(size_t n, const float *s, const float *t,
-                                const float *es, float *et_u, const kd_ce_row *row,
-                                double *q_sum, double *qu_sum);
+                                float *es_q, float *et_v, const kd_ce_row *row,
+                                double sums[3]);
 /* Pass 4. Writes grad (may be s itself: s is not read). Returns the sum of
  * grad_j over j != skip (skip >= n: over all j). */
-typedef double (*kd_cegrad_fn)(size_t n, const float *es, const float *u,
+typedef double (*kd_cegrad_fn)(size_t n, const float *q_signed, const float *v,
                                const kd_ce_row *row, size_t skip, float *grad);
 /* MSE: sum_j (s_j - t_j)^2. */
 typedef double (*kd_mse_fn)(size_t n, const float *s, const float *t);
@@ -91,8 +94,8 @@ typedef struct kd_kernels {
   size_t kd_f32_expsum2_##isa(size_t, const float *, const float *,                 \
                               const kd_ce_row *, float *, float *, double *, double *); \
   double kd_f32_celoss_##isa(size_t, const float *, const float *, const kd_ce_row *); \
-  double kd_f32_cestats_##isa(size_t, const float *, const float *, const float *,  \
-                              float *, const kd_ce_row *, double *, double *);      \
+  double kd_f32_cestats_##isa(size_t, const float *, const float *, float *,        \
+                              float *, const kd_ce_row *, double[3]);                \
   double kd_f32_cegrad_##isa(size_t, const float *, const float *,                  \
                              const kd_ce_row *, size_t, float *);                   \
   double kd_f32_mse_##isa(size_t, const float *, const float *);                    \

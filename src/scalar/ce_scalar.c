@@ -58,41 +58,48 @@ double kd_f32_celoss_scalar(size_t n, const float *es, const float *et,
   return sum;
 }
 
-double kd_f32_cestats_scalar(size_t n, const float *s, const float *t,
-                             const float *es, float *et_u, const kd_ce_row *row,
-                             double *q_sum, double *qu_sum) {
-  double sum = 0.0, dq = 0.0, dqu = 0.0;
+double kd_f32_cestats_scalar(size_t n, const float *s, const float *t, float *es_q,
+                             float *et_v, const kd_ce_row *row, double sums[3]) {
+  double sum = 0.0, dq = 0.0, dqw = 0.0, dqu = 0.0;
   for (size_t j = 0; j < n;) {
     size_t end = kd_block_end(j, n);
-    float f = 0.0f, fq = 0.0f, fqu = 0.0f;
+    float f = 0.0f, fq = 0.0f, fqw = 0.0f, fqu = 0.0f;
     for (; j < end; j++) {
-      float q = es[j] * row->inv_zs, r = et_u[j] * row->inv_zt;
-      float d = ((t[j] - row->t_max) - (s[j] - row->s_max)) * row->inv_temp + row->log_zs_zt;
+      float q = es_q[j] * row->inv_zs, r = et_v[j] * row->inv_zt;
+      float d = ((t[j] - s[j]) - row->max_gap) * row->inv_temp + row->log_zs_zt;
       float diff = fabsf(d) < KD_EXPM1_BAND ? -q * expm1f(d) : q - r;
-      float u = (diff + KD_EPS) / (q + KD_EPS);
+      float rcp = 1.0f / (q + KD_EPS);
+      float w = r * rcp, u = (diff + KD_EPS) * rcp;
       f += r * logf(q + KD_EPS);
       fq += q;
+      fqw += q * w;
       fqu += q * u;
-      et_u[j] = u;
+      int u_form = w > 0.5f;
+      es_q[j] = u_form ? -q : q;
+      et_v[j] = u_form ? u : w;
     }
     sum += f;
     dq += fq;
+    dqw += fqw;
     dqu += fqu;
   }
-  *q_sum = dq;
-  *qu_sum = dqu;
+  sums[0] = dq;
+  sums[1] = dqw;
+  sums[2] = dqu;
   return sum;
 }
 
-double kd_f32_cegrad_scalar(size_t n, const float *es, const float *u,
+double kd_f32_cegrad_scalar(size_t n, const float *q_signed, const float *v,
                             const kd_ce_row *row, size_t skip, float *grad) {
   double sum = 0.0;
   for (size_t j = 0; j < n;) {
     size_t end = kd_block_end(j, n);
     float f = 0.0f;
     for (; j < end; j++) {
-      float q = es[j] * row->inv_zs;
-      float g = row->grad_scale * q * (u[j] * row->q_sum - row->qu_sum);
+      float q = fabsf(q_signed[j]);
+      float b = signbit(q_signed[j]) ? v[j] * row->q_sum - row->qu_sum
+                                     : row->qw_sum - v[j] * row->q_sum;
+      float g = row->grad_scale * q * b;
       grad[j] = g;
       f += j == skip ? 0.0f : g;
     }

@@ -1,0 +1,195 @@
+/* Cross-entropy against the reference, on every ISA: shapes, tails, strides,
+ * temperatures, shifts, masks, peaks, identical inputs, in place. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "tester.h"
+
+static const float temperatures[] = {0.05f, 0.5f, 1.0f, 2.0f, 3.5f, 10.0f, 100.0f};
+#define NTEMPS (sizeof temperatures / sizeof temperatures[0])
+
+/* Every width from 1 to past two of the widest vectors (2*16+1), and some. */
+static void ce_small_cols(void **state) {
+  (void)state;
+  for (size_t cols = 1; cols <= 40; cols++) {
+    for (size_t rows = 1; rows <= 3; rows += 2) {
+      tk_case c = tk_default(KD_CROSS_ENTROPY, rows, cols);
+      c.seed = cols * 10 + rows;
+      tk_run(&c);
+      c.temperature = 0.5f;
+      c.inputs = TK_MASKED;
+      tk_run(&c);
+    }
+  }
+}
+
+/* Powers of two, neighbours and odd sizes up to a 128256-class vocabulary,
+ * across the stack/heap scratch threshold (2048 classes). */
+static void ce_large_cols(void **state) {
+  (void)state;
+  static const size_t cols[] = {63, 64, 65, 100, 127, 128, 129, 255, 256, 257, 1000, 1023,
+                                1024, 2047, 2048, 2049, 4095, 4096, 4097, 32000, 32768, 128256};
+  for (size_t k = 0; k < sizeof cols / sizeof cols[0]; k++) {
+    tk_case c = tk_default(KD_CROSS_ENTROPY, cols[k] > 5000 ? 1 : 3, cols[k]);
+    c.seed = 100 + k;
+    tk_run(&c);
+  }
+  tk_case c = tk_default(KD_CROSS_ENTROPY, 2, 128256);
+  c.temperature = 1.0f;
+  c.inputs = TK_NEAR;
+  tk_run(&c);
+}
+
+static void ce_rows(void **state) {
+  (void)state;
+  static const size_t rows[] = {1, 2, 7, 64, 255, 512};
+  for (size_t k = 0; k < sizeof rows / sizeof rows[0]; k++) {
+    tk_case c = tk_default(KD_CROSS_ENTROPY, rows[k], 10);
+    c.seed = 200 + k;
+    tk_run(&c);
+    c.cols = 33;
+    tk_run(&c);
+  }
+}
+
+/* ld > cols (NaN padding must not be read), pointers 1 float off alignment. */
+static void ce_strides_unaligned(void **state) {
+  (void)state;
+  static const size_t pads[] = {0, 1, 7, 16};
+  static const size_t cols[] = {1, 5, 16, 17, 31, 100};
+  for (size_t p = 0; p < 4; p++) {
+    for (size_t k = 0; k < 6; k++) {
+      for (size_t off = 0; off <= 1; off++) {
+        tk_case c = tk_default(KD_CROSS_ENTROPY, 4, cols[k]);
+        c.ld_pad = pads[p];
+        c.offset = off;
+        c.seed = 300 + p * 100 + k * 10 + off;
+        tk_run(&c);
+        c.in_place = 1;
+        tk_run(&c);
+      }
+    }
+  }
+}
+
+static void ce_temperatures(void **state) {
+  (void)state;
+  for (size_t k = 0; k < NTEMPS; k++) {
+    for (int scale = 0; scale < 3; scale++) {
+      tk_case c = tk_default(KD_CROSS_ENTROPY, 4, 100);
+      c.temperature = temperatures[k];
+      c.scale = scale == 0 ? 1.0f : scale == 1 ? 5.0f : 30.0f;
+      c.seed = 400 + k * 10 + (uint64_t)scale;
+      tk_run(&c);
+      c.cols = 1000;
+      c.rows = 2;
+      tk_run(&c);
+    }
+  }
+}
+
+/* Logits around +-1000: exp(x) overflows, exp(x - max) does not. */
+static void ce_shifted(void **state) {
+  (void)state;
+  for (int sign = -1; sign <= 1; sign += 2) {
+    for (size_t k = 0; k < NTEMPS; k++) {
+      tk_case c = tk_default(KD_CROSS_ENTROPY, 3, 50);
+      c.shift = 1000.0f * (float)sign;
+      c.temperature = temperatures[k];
+      c.seed = 500 + k;
+      tk_run(&c);
+    }
+  }
+}
+
+static void ce_identical(void **state) {
+  (void)state;
+  static const size_t cols[] = {1, 2, 3, 10, 17, 100, 1000, 32000};
+  for (size_t k = 0; k < 8; k++) {
+    for (size_t t = 0; t < NTEMPS; t += 2) {
+      tk_case c = tk_default(KD_CROSS_ENTROPY, 2, cols[k]);
+      c.temperature = temperatures[t];
+      c.seed = 600 + k * 10 + t;
+      c.inputs = TK_IDENTICAL;
+      tk_run(&c);
+      c.inputs = TK_SAME_PTR;
+      tk_run(&c);
+      c.inputs = TK_NEAR;
+      tk_run(&c);
+    }
+  }
+}
+
+/* Gaps of several hundred: q underflows to exactly 0 where r does not. The
+ * gradient must stay finite (PyTorch's autograd through pow gives NaN here). */
+static void ce_gaps(void **state) {
+  (void)state;
+  static const size_t cols[] = {2, 10, 33, 1000};
+  for (size_t k = 0; k < 4; k++) {
+    for (size_t t = 0; t < NTEMPS; t++) {
+      tk_case c = tk_default(KD_CROSS_ENTROPY, 3, cols[k]);
+      c.inputs = TK_GAPS;
+      c.scale = 400.0f;
+      c.temperature = temperatures[t];
+      c.seed = 700 + k * 10 + t;
+      tk_run(&c); /* tk_run fails on any non-finite gradient: the reference is finite */
+    }
+  }
+}
+
+static void ce_masked(void **state) {
+  (void)state;
+  static const size_t cols[] = {1, 2, 3, 8, 15, 16, 17, 33, 100, 4097};
+  for (size_t k = 0; k < 10; k++) {
+    tk_case c = tk_default(KD_CROSS_ENTROPY, 5, cols[k]);
+    c.seed = 800 + k;
+    c.inputs = TK_MASKED;
+    tk_run(&c);
+    c.inputs = TK_ONE_LEFT;
+    tk_run(&c);
+    c.in_place = 1;
+    tk_run(&c);
+  }
+}
+
+/* One class holding nearly all the mass: the dominant-class path of the gradient. */
+static void ce_peaked(void **state) {
+  (void)state;
+  static const size_t cols[] = {2, 3, 10, 33, 1000};
+  for (size_t k = 0; k < 5; k++) {
+    for (size_t t = 0; t < NTEMPS; t++) {
+      tk_case c = tk_default(KD_CROSS_ENTROPY, 3, cols[k]);
+      c.inputs = TK_PEAKED;
+      c.scale = 1.0f;
+      c.temperature = temperatures[t];
+      c.seed = 900 + k * 10 + t;
+      tk_run(&c);
+    }
+  }
+}
+
+static void ce_factors(void **state) {
+  (void)state;
+  static const float factors[] = {0.0f, 1.0f, -1.0f, 2.5f, 1e-3f, 1e4f};
+  for (size_t k = 0; k < 6; k++) {
+    tk_case c = tk_default(KD_CROSS_ENTROPY, 3, 37);
+    c.factor = factors[k];
+    c.seed = 1000 + k;
+    tk_run(&c);
+  }
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(ce_small_cols),  cmocka_unit_test(ce_large_cols),
+      cmocka_unit_test(ce_rows),        cmocka_unit_test(ce_strides_unaligned),
+      cmocka_unit_test(ce_temperatures), cmocka_unit_test(ce_shifted),
+      cmocka_unit_test(ce_identical),   cmocka_unit_test(ce_gaps),
+      cmocka_unit_test(ce_masked),      cmocka_unit_test(ce_peaked),
+      cmocka_unit_test(ce_factors),
+  };
+  return tk_run_per_isa("ce", tests, sizeof tests / sizeof tests[0]);
+}

@@ -1,0 +1,97 @@
+/* Non-finite inputs and aliasing, on every ISA: the per-ISA kernels do the
+ * NaN/+inf detection, so every tail position is tried on each. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <cmocka.h>
+
+#include "tester.h"
+
+static void fill_random(float *x, size_t n, uint64_t seed) {
+  for (size_t i = 0; i < n; i++) x[i] = (float)(3.0 * tk_normal(&seed));
+}
+
+/* One bad value at (row, col) of the student or the teacher. */
+static void expect_nonfinite(kd_distance d, size_t rows, size_t cols, size_t row, size_t col,
+                             int in_teacher, float bad) {
+  size_t n = rows * cols;
+  float *s = tk_malloc(n * sizeof(float)), *t = tk_malloc(n * sizeof(float));
+  float *g = tk_malloc(n * sizeof(float));
+  fill_random(s, n, cols * 7 + row);
+  fill_random(t, n, cols * 11 + row);
+  (in_teacher ? t : s)[row * cols + col] = bad;
+  float loss = 1.0f;
+  kd_status st = kd_loss_f32(d, 1.0f, 2.0f, rows, cols, s, cols, t, cols, &loss);
+  if (st != KD_ERR_NONFINITE || !isnan(loss))
+    fail_msg("isa=%s %s rows=%zu cols=%zu bad %g at [%zu][%zu] of %s: loss %s (%g)",
+             kd_isa_name(kd_get_isa()), d == KD_MSE ? "mse" : "ce", rows, cols, bad, row, col,
+             in_teacher ? "teacher" : "student", kd_status_str(st), loss);
+  loss = 1.0f;
+  st = kd_loss_grad_f32(d, 1.0f, 2.0f, rows, cols, s, cols, t, cols, &loss, g, cols);
+  if (st != KD_ERR_NONFINITE || !isnan(loss))
+    fail_msg("isa=%s %s rows=%zu cols=%zu bad %g at [%zu][%zu] of %s: loss+grad %s (%g)",
+             kd_isa_name(kd_get_isa()), d == KD_MSE ? "mse" : "ce", rows, cols, bad, row, col,
+             in_teacher ? "teacher" : "student", kd_status_str(st), loss);
+  /* Gradient only (loss NULL) reports it too. */
+  st = kd_loss_grad_f32(d, 1.0f, 2.0f, rows, cols, s, cols, t, cols, NULL, g, cols);
+  assert_int_equal(st, KD_ERR_NONFINITE);
+  free(s);
+  free(t);
+  free(g);
+}
+
+static void nonfinite_every_position(void **state) {
+  (void)state;
+  const float bads[] = {NAN, INFINITY};
+  for (size_t cols = 1; cols <= 40; cols++)
+    for (size_t col = 0; col < cols; col++)
+      for (int b = 0; b < 2; b++)
+        for (int d = 0; d < 2; d++) {
+          expect_nonfinite(d ? KD_MSE : KD_CROSS_ENTROPY, 2, cols, 1, col, (int)(col & 1), bads[b]);
+        }
+  static const size_t big[] = {100, 257, 1000, 4097};
+  for (size_t k = 0; k < 4; k++)
+    for (int d = 0; d < 2; d++) {
+      expect_nonfinite(d ? KD_MSE : KD_CROSS_ENTROPY, 3, big[k], 2, big[k] - 1, 0, NAN);
+      expect_nonfinite(d ? KD_MSE : KD_CROSS_ENTROPY, 3, big[k], 0, big[k] / 2, 1, INFINITY);
+      expect_nonfinite(d ? KD_MSE : KD_CROSS_ENTROPY, 3, big[k], 1, 0, 0, -NAN);
+    }
+  /* MSE has no masking: -inf is an infinite difference. */
+  for (size_t cols = 1; cols <= 20; cols++)
+    expect_nonfinite(KD_MSE, 2, cols, 0, cols - 1, (int)(cols & 1), -INFINITY);
+}
+
+/* A cross-entropy row entirely -inf has no distribution. */
+static void ce_all_masked_row(void **state) {
+  (void)state;
+  for (size_t cols = 1; cols <= 40; cols += 3) {
+    for (int in_teacher = 0; in_teacher < 2; in_teacher++) {
+      size_t rows = 3, n = rows * cols;
+      float *s = tk_malloc(n * sizeof(float)), *t = tk_malloc(n * sizeof(float));
+      fill_random(s, n, cols);
+      fill_random(t, n, cols + 1);
+      for (size_t j = 0; j < cols; j++) (in_teacher ? t : s)[1 * cols + j] = -INFINITY;
+      float loss = 1.0f;
+      assert_int_equal(kd_loss_f32(KD_CROSS_ENTROPY, 1, 1, rows, cols, s, cols, t, cols, &loss),
+                       KD_ERR_NONFINITE);
+      assert_true(isnan(loss));
+      /* The same row with one class left is fine. */
+      (in_teacher ? t : s)[1 * cols + cols / 2] = 0.5f;
+      assert_int_equal(kd_loss_f32(KD_CROSS_ENTROPY, 1, 1, rows, cols, s, cols, t, cols, &loss),
+                       KD_OK);
+      assert_true(isfinite(loss));
+      free(s);
+      free(t);
+    }
+  }
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(nonfinite_every_position),
+      cmocka_unit_test(ce_all_masked_row),
+  };
+  return tk_run_per_isa("errors", tests, sizeof tests / sizeof tests[0]);
+}

@@ -1,0 +1,68 @@
+/*
+ * tester.h -- runs one kdloss case on the ISA in use and checks it against the
+ * double-precision reference (src/scalar/reference.c), in the manner of
+ * XNNPACK's testers: random and adversarial inputs, exact-size heap buffers,
+ * NaN sentinels in the padding, bitwise repeatability, and a failure message
+ * that names the ISA, the case, the seed and the first mismatching index.
+ */
+#ifndef KD_TESTER_H
+#define KD_TESTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "kdloss.h"
+
+typedef enum tk_inputs {
+  TK_RANDOM,    /* student, teacher independent: scale * N(0,1) + shift */
+  TK_IDENTICAL, /* teacher == student, value for value */
+  TK_SAME_PTR,  /* teacher is the student's buffer itself */
+  TK_NEAR,      /* teacher = student + 1e-3 * scale * N(0,1) */
+  TK_GAPS,      /* uniform in [-scale, scale] + shift: gaps of hundreds when scale is */
+  TK_MASKED,    /* random, about a third of each row -inf (at least one class left) */
+  TK_PEAKED,    /* random, one class per row raised by 25: q_max near 1 */
+  TK_ONE_LEFT   /* every class -inf but one per row */
+} tk_inputs;
+
+typedef struct tk_case {
+  kd_distance distance;
+  float factor, temperature;
+  size_t rows, cols;
+  size_t ld_pad;   /* every leading dimension is cols + ld_pad */
+  size_t offset;   /* every matrix starts this many floats into its allocation */
+  tk_inputs inputs;
+  float scale, shift;
+  int in_place;    /* gradient written over the student */
+  uint64_t seed;
+} tk_case;
+
+/* A case with the usual defaults: factor 1, T 2, random N(0, 3^2) logits. */
+tk_case tk_default(kd_distance distance, size_t rows, size_t cols);
+
+/* Runs the case (loss, loss+grad, each twice) and fails the cmocka test on
+ * any violation of the contract. */
+void tk_run(const tk_case *c);
+
+/* Worst error seen by tk_run since the last reset, as a fraction of the
+ * tolerance (<= 1 passes) and as a relative error. */
+typedef struct tk_stats {
+  size_t cases;
+  double loss_tol_frac, grad_tol_frac;
+  double loss_rel, grad_rel; /* |err|/|ref|, max|err|/max|ref| (ref != 0) */
+} tk_stats;
+extern tk_stats tk_worst;
+void tk_print_worst(const char *isa);
+
+/* Runs the cmocka tests once per ISA the CPU and build support (kd_set_isa
+ * before each group), printing each group's worst errors. Returns failures. */
+struct CMUnitTest;
+int tk_run_per_isa(const char *suite, const struct CMUnitTest *tests, size_t count);
+
+/* Deterministic generator (splitmix64) and helpers for tests. */
+uint64_t tk_next(uint64_t *state);
+double tk_uniform(uint64_t *state);  /* [0, 1) */
+double tk_normal(uint64_t *state);
+
+/* malloc that fails the test on NULL. */
+void *tk_malloc(size_t bytes);
+
+#endif
