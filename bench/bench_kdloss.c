@@ -1,0 +1,415 @@
+/*
+ * kdloss benchmarks (Google Benchmark through gbench_c.h).
+ *
+ * For every ISA this CPU and build support: the four entry points
+ * (cross-entropy loss, cross-entropy loss+gradient, MSE loss, MSE
+ * loss+gradient) at the shapes below, and the floors of floor.h over the same
+ * element counts, all in one binary so every ratio comes from one run. An ISA
+ * of this architecture that the CPU or the build lacks is reported as a
+ * benchmark "<isa>/skipped" carrying the reason.
+ *
+ *   meson test -C build --benchmark                          (about 2-4 minutes)
+ *   build/bench/bench_kdloss --benchmark_filter='avx512/ce_' (any Google Benchmark flag)
+ *
+ * Names are <isa>/<operation>/<rows>/<cols>; the floors are
+ * <isa>/floor_<kind>/<rows>/<cols>. Rates: items are elements (rows*cols per
+ * call); bytes are the least traffic the call implies: student and teacher
+ * read once (8 B/element), plus the gradient written once (4 B/element).
+ * Defaults (overridable on the command line): 5 repetitions of at least 0.05 s
+ * each, aggregates only (the median is the number to quote). After the report
+ * comes a Markdown summary of the medians (CPU time): throughput per ISA and
+ * shape, and ratios to the floors.
+ *
+ * Inputs: student and teacher logits independently N(0, 1) from a fixed seed
+ * (the same on every run and ISA), temperature 2, factor 1, dense rows
+ * (ld == cols), gradient into a separate buffer. Single thread.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "floor.h"
+#include "gbench_c.h"
+#include "kdloss.h"
+#include "kernels.h" /* kd_cpu_has: tells "the CPU lacks it" from "the build lacks it" */
+
+#define TEMPERATURE 2.0f
+#define FACTOR 1.0f
+#define SEED 0x6b646c6f7373ull /* "kdloss" */
+/* Distinct normals per input; longer arrays repeat them (the widest
+ * cross-entropy shape, 8 x 128256, fits, so no cross-entropy row repeats). */
+#define POOL ((size_t)1 << 20)
+
+typedef struct shape {
+  int64_t rows, cols;
+} shape;
+
+/* Continual-learning heads, ImageNet, and language-model vocabularies. */
+static const shape shapes[] = {{128, 10}, {128, 100}, {256, 1000}, {64, 32000}, {8, 128256}};
+#define N_SHAPES (sizeof shapes / sizeof shapes[0])
+/* MSE far out of cache: 512 MiB per array, 1.5 GiB with the gradient (the
+ * machine is shared). */
+static const shape big = {64, (int64_t)1 << 21};
+
+typedef enum op {
+  CE_LOSS,
+  CE_GRAD,
+  MSE_LOSS,
+  MSE_GRAD,
+  FLOOR_EXP2LOG_U10,
+  FLOOR_EXP2LOG_U35,
+  FLOOR_READ2,
+  FLOOR_RW,
+  N_OPS
+} op;
+
+static const char *const op_names[N_OPS] = {
+    "ce_loss",           "ce_loss_grad",      "mse_loss",    "mse_loss_grad",
+    "floor_exp2log_u10", "floor_exp2log_u35", "floor_read2", "floor_rw"};
+
+static int op_writes(op o) {
+  return o == CE_GRAD || o == MSE_GRAD || o == FLOOR_RW;
+}
+
+static int op_is_floor(op o) {
+  return o >= FLOOR_EXP2LOG_U10;
+}
+
+typedef struct floor_set {
+  kd_isa isa;
+  kd_floor_read_fn exp2log_u10, exp2log_u35, read2;
+  kd_floor_rw_fn rw;
+} floor_set;
+
+/* Only the floor libraries built for this host's cpu family are linked. */
+static const floor_set floor_sets[] = {
+#ifdef KD_BENCH_FLOOR_AVX2
+    {KD_ISA_AVX2, kd_floor_exp2log_u10_avx2, kd_floor_exp2log_u35_avx2, kd_floor_read2_avx2,
+     kd_floor_rw_avx2},
+#endif
+#ifdef KD_BENCH_FLOOR_AVX512
+    {KD_ISA_AVX512, kd_floor_exp2log_u10_avx512, kd_floor_exp2log_u35_avx512,
+     kd_floor_read2_avx512, kd_floor_rw_avx512},
+#endif
+#ifdef KD_BENCH_FLOOR_NEON
+    {KD_ISA_NEON, kd_floor_exp2log_u10_neon, kd_floor_exp2log_u35_neon, kd_floor_read2_neon,
+     kd_floor_rw_neon},
+#endif
+    {KD_ISA_SCALAR, NULL, NULL, NULL, NULL} /* keeps the array non-empty; no floors */
+};
+
+static const floor_set *floors_for(kd_isa isa) {
+  for (size_t i = 0; i < sizeof floor_sets / sizeof floor_sets[0]; i++)
+    if (floor_sets[i].isa == isa && floor_sets[i].read2) return &floor_sets[i];
+  return NULL;
+}
+
+/* The ISAs worth reporting on this architecture, scalar first. */
+static const kd_isa host_isas[] = {
+    KD_ISA_SCALAR,
+#if defined(__x86_64__) || defined(_M_X64)
+    KD_ISA_AVX2,  KD_ISA_AVX512,
+#elif defined(__aarch64__)
+    KD_ISA_NEON,
+#endif
+};
+#define N_HOST_ISAS (sizeof host_isas / sizeof host_isas[0])
+
+/* ---- inputs ---- */
+
+static uint64_t splitmix64(uint64_t *state) {
+  uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+/* n standard normals (Box-Muller on 53-bit uniforms in (0, 1)). */
+static void fill_normal(float *x, size_t n, uint64_t seed) {
+  const double two_pi = 6.283185307179586;
+  for (size_t i = 0; i < n; i += 2) {
+    double u1 = ((double)(splitmix64(&seed) >> 11) + 0.5) * 0x1p-53;
+    double u2 = ((double)(splitmix64(&seed) >> 11) + 0.5) * 0x1p-53;
+    double r = sqrt(-2.0 * log(u1));
+    x[i] = (float)(r * cos(two_pi * u2));
+    if (i + 1 < n) x[i + 1] = (float)(r * sin(two_pi * u2));
+  }
+}
+
+/* The largest inputs asked for so far; smaller shapes use their beginning. */
+static struct {
+  float *pool_s, *pool_t; /* POOL normals each */
+  float *s, *t, *g;
+  size_t cap, gcap; /* elements in s and t, in g */
+} in;
+
+static float *alloc_floats(size_t n) {
+  size_t bytes = (n * sizeof(float) + 63) & ~(size_t)63;
+  return aligned_alloc(64, bytes);
+}
+
+static void tile(float *dst, size_t n, const float *pool) {
+  for (size_t i = 0; i < n; i += POOL) memcpy(dst + i, pool, (n - i < POOL ? n - i : POOL) * sizeof *dst);
+}
+
+/* Points s, t (and g when grad) at n elements each. Filling and faulting in
+ * the pages happen here, before any timing. Returns 0 when memory runs out. */
+static int get_inputs(size_t n, int grad, const float **s, const float **t, float **g) {
+  if (!in.pool_s) {
+    in.pool_s = alloc_floats(POOL);
+    in.pool_t = alloc_floats(POOL);
+    if (!in.pool_s || !in.pool_t) return 0;
+    fill_normal(in.pool_s, POOL, SEED);
+    fill_normal(in.pool_t, POOL, SEED + 1);
+  }
+  if (n > in.cap) {
+    free(in.s);
+    free(in.t);
+    in.s = alloc_floats(n);
+    in.t = alloc_floats(n);
+    in.cap = 0;
+    if (!in.s || !in.t) return 0;
+    tile(in.s, n, in.pool_s);
+    tile(in.t, n, in.pool_t);
+    in.cap = n;
+  }
+  if (grad && n > in.gcap) {
+    free(in.g);
+    in.gcap = 0;
+    in.g = alloc_floats(n);
+    if (!in.g) return 0;
+    memset(in.g, 0, n * sizeof *in.g);
+    in.gcap = n;
+  }
+  *s = in.s;
+  *t = in.t;
+  *g = grad ? in.g : NULL;
+  return 1;
+}
+
+static void free_inputs(void) {
+  free(in.pool_s);
+  free(in.pool_t);
+  free(in.s);
+  free(in.t);
+  free(in.g);
+}
+
+/* ---- benchmarks ---- */
+
+typedef struct bench_case {
+  kd_isa isa;
+  op op;
+  const floor_set *floors; /* for the floor operations */
+} bench_case;
+
+static bench_case cases[N_HOST_ISAS * N_OPS];
+static size_t n_cases;
+static char skip_reasons[N_HOST_ISAS][200];
+
+static kd_status call(const bench_case *c, size_t rows, size_t cols, const float *s,
+                      const float *t, float *g, float *out) {
+  size_t n = rows * cols;
+  switch (c->op) {
+  case CE_LOSS:
+    return kd_loss_f32(KD_CROSS_ENTROPY, FACTOR, TEMPERATURE, rows, cols, s, cols, t, cols, out);
+  case CE_GRAD:
+    return kd_loss_grad_f32(KD_CROSS_ENTROPY, FACTOR, TEMPERATURE, rows, cols, s, cols, t, cols,
+                            out, g, cols);
+  case MSE_LOSS:
+    return kd_loss_f32(KD_MSE, FACTOR, 1.0f, rows, cols, s, cols, t, cols, out);
+  case MSE_GRAD:
+    return kd_loss_grad_f32(KD_MSE, FACTOR, 1.0f, rows, cols, s, cols, t, cols, out, g, cols);
+  case FLOOR_EXP2LOG_U10: *out = c->floors->exp2log_u10(n, s, t); return KD_OK;
+  case FLOOR_EXP2LOG_U35: *out = c->floors->exp2log_u35(n, s, t); return KD_OK;
+  case FLOOR_READ2: *out = c->floors->read2(n, s, t); return KD_OK;
+  case FLOOR_RW: *out = c->floors->rw(n, s, t, g); return KD_OK;
+  default: return KD_ERR_DISTANCE;
+  }
+}
+
+static void bm_case(gb_state *st, void *ctx) {
+  const bench_case *c = ctx;
+  size_t rows = (size_t)gb_range(st, 0), cols = (size_t)gb_range(st, 1), n = rows * cols;
+  char msg[256];
+  const float *s, *t;
+  float *g, out = 0.0f;
+  if (!get_inputs(n, op_writes(c->op), &s, &t, &g)) {
+    snprintf(msg, sizeof msg, "out of memory for %zu x %zu inputs", rows, cols);
+    gb_skip_with_error(st, msg);
+    return;
+  }
+  /* kd_set_isa is process-wide; kd_get_isa says what is really in use. */
+  if (!op_is_floor(c->op) && (kd_set_isa(c->isa) != KD_OK || kd_get_isa() != c->isa)) {
+    snprintf(msg, sizeof msg, "kd_set_isa(%s) failed: in use is %s", kd_isa_name(c->isa),
+             kd_isa_name(kd_get_isa()));
+    gb_skip_with_error(st, msg);
+    return;
+  }
+  kd_status status = call(c, rows, cols, s, t, g, &out); /* untimed: warms and checks */
+  int failed = status != KD_OK;
+  while (!failed && gb_keep_running(st)) {
+    failed |= call(c, rows, cols, s, t, g, &out) != KD_OK;
+    gb_do_not_optimize(&out);
+  }
+  if (failed) {
+    snprintf(msg, sizeof msg, "%s/%s failed: %s", kd_isa_name(c->isa), op_names[c->op],
+             kd_status_str(status != KD_OK ? status : KD_ERR_NONFINITE));
+    gb_skip_with_error(st, msg);
+    return;
+  }
+  int64_t elems = gb_iterations(st) * (int64_t)n;
+  gb_set_items_processed(st, elems);
+  gb_set_bytes_processed(st, elems * (op_writes(c->op) ? 12 : 8));
+}
+
+static void bm_skipped(gb_state *st, void *ctx) {
+  gb_skip_with_error(st, (const char *)ctx);
+}
+
+static void full_name(char *buf, size_t size, kd_isa isa, op o, shape sh) {
+  snprintf(buf, size, "%s/%s/%lld/%lld", kd_isa_name(isa), op_names[o], (long long)sh.rows,
+           (long long)sh.cols);
+}
+
+static void add_case(kd_isa isa, op o, const floor_set *floors, int with_big) {
+  bench_case *c = &cases[n_cases++];
+  c->isa = isa;
+  c->op = o;
+  c->floors = floors;
+  char name[64];
+  snprintf(name, sizeof name, "%s/%s", kd_isa_name(isa), op_names[o]);
+  gb_bench *b = gb_register(name, bm_case, c);
+  for (size_t i = 0; i < N_SHAPES; i++) gb_add_args(b, (const int64_t[]){shapes[i].rows, shapes[i].cols}, 2);
+  if (with_big) gb_add_args(b, (const int64_t[]){big.rows, big.cols}, 2);
+  gb_set_unit(b, GB_MICROSECOND);
+}
+
+/* Registers what can run; says on stderr and in the report what cannot. */
+static void register_all(void) {
+  for (size_t i = 0; i < N_HOST_ISAS; i++) {
+    kd_isa isa = host_isas[i];
+    const floor_set *floors = kd_cpu_has(isa) ? floors_for(isa) : NULL;
+    if (kd_isa_supported(isa)) {
+      for (op o = CE_LOSS; o <= MSE_GRAD; o++) add_case(isa, o, NULL, o >= MSE_LOSS);
+    } else {
+      const char *name = kd_isa_name(isa);
+      if (kd_cpu_has(isa))
+        snprintf(skip_reasons[i], sizeof skip_reasons[i],
+                 "%s skipped: this build lacks its kernels (src/%s not built: no SLEEF, "
+                 "-Dsimd=disabled, or not written yet)", name, name);
+      else
+        snprintf(skip_reasons[i], sizeof skip_reasons[i],
+                 "%s skipped: this CPU (or its OS) lacks it", name);
+      fprintf(stderr, "bench_kdloss: %s\n", skip_reasons[i]);
+      char bname[64];
+      snprintf(bname, sizeof bname, "%s/skipped", name);
+      gb_bench *b = gb_register(bname, bm_skipped, skip_reasons[i]);
+      gb_set_iterations(b, 1);
+      gb_set_repetitions(b, 1);
+    }
+    /* The floors need only the CPU: they run even before an ISA's kernels exist. */
+    if (floors)
+      for (op o = FLOOR_EXP2LOG_U10; o < N_OPS; o++) add_case(isa, o, floors, o >= FLOOR_READ2);
+  }
+}
+
+/* ---- summary ---- */
+
+/* CPU seconds per call (median), or NAN when that benchmark did not run. */
+static double seconds(kd_isa isa, op o, shape sh) {
+  char name[96];
+  double sec;
+  full_name(name, sizeof name, isa, o, sh);
+  return gb_result_cpu_time(name, &sec) == 0 && sec > 0 ? sec : NAN;
+}
+
+static void cell(const char *fmt, double v) {
+  if (isnan(v))
+    printf(" - |");
+  else
+    printf(fmt, v);
+}
+
+static void print_summary(void) {
+  printf("\n## kdloss summary (medians of CPU time; %s)\n\n", kd_version_string());
+  printf("Throughput, G elements/s (MSE out of cache: GB/s read+written in brackets)\n\n");
+  printf("| ISA | shape | CE loss | CE loss+grad | MSE loss | MSE loss+grad |\n");
+  printf("|---|---|---|---|---|---|\n");
+  for (size_t i = 0; i < N_HOST_ISAS; i++) {
+    kd_isa isa = host_isas[i];
+    if (!kd_isa_supported(isa)) continue;
+    for (size_t k = 0; k <= N_SHAPES; k++) {
+      shape sh = k < N_SHAPES ? shapes[k] : big;
+      double n = (double)sh.rows * (double)sh.cols;
+      printf("| %s | %lldx%lld |", kd_isa_name(isa), (long long)sh.rows, (long long)sh.cols);
+      for (op o = CE_LOSS; o <= MSE_GRAD; o++) {
+        double sec = seconds(isa, o, sh);
+        if (k == N_SHAPES && o < MSE_LOSS) {
+          printf(" |");
+          continue;
+        }
+        if (k == N_SHAPES && !isnan(sec))
+          printf(" %.3f (%.1f GB/s) |", n / sec * 1e-9, n * (op_writes(o) ? 12 : 8) / sec * 1e-9);
+        else
+          cell(" %.3f |", n / sec * 1e-9);
+      }
+      printf("\n");
+    }
+  }
+  printf("\nAgainst the floors (same run). CE: kernel time / SLEEF 2 exp + 1 log time "
+         "(u10 log, u35 log); MSE: floor time / kernel time\n\n");
+  printf("| ISA | shape | exp2log u10 ns/elem | exp2log u35 ns/elem | CE loss / u10 | "
+         "CE loss / u35 | read2 GB/s | MSE loss %% of read2 | rw GB/s | MSE loss+grad %% of rw |\n");
+  printf("|---|---|---|---|---|---|---|---|---|---|\n");
+  for (size_t i = 0; i < N_HOST_ISAS; i++) {
+    kd_isa isa = host_isas[i];
+    if (!floors_for(isa) || !kd_cpu_has(isa)) continue;
+    for (size_t k = 0; k <= N_SHAPES; k++) {
+      shape sh = k < N_SHAPES ? shapes[k] : big;
+      double n = (double)sh.rows * (double)sh.cols;
+      double u10 = seconds(isa, FLOOR_EXP2LOG_U10, sh), u35 = seconds(isa, FLOOR_EXP2LOG_U35, sh);
+      double ce = seconds(isa, CE_LOSS, sh);
+      double rd = seconds(isa, FLOOR_READ2, sh), rw = seconds(isa, FLOOR_RW, sh);
+      printf("| %s | %lldx%lld |", kd_isa_name(isa), (long long)sh.rows, (long long)sh.cols);
+      cell(" %.3f |", u10 / n * 1e9);
+      cell(" %.3f |", u35 / n * 1e9);
+      cell(" %.2f |", ce / u10);
+      cell(" %.2f |", ce / u35);
+      cell(" %.1f |", 8 * n / rd * 1e-9);
+      cell(" %.0f%% |", 100 * rd / seconds(isa, MSE_LOSS, sh));
+      cell(" %.1f |", 12 * n / rw * 1e-9);
+      cell(" %.0f%% |", 100 * rw / seconds(isa, MSE_GRAD, sh));
+      printf("\n");
+    }
+  }
+  fflush(stdout);
+}
+
+int main(int argc, char **argv) {
+  static const char *const defaults[] = {
+      "--benchmark_min_time=0.05",
+      "--benchmark_repetitions=5",
+      "--benchmark_display_aggregates_only=true",
+  };
+  if (gb_initialize(&argc, argv, defaults, sizeof defaults / sizeof defaults[0]) != 0) {
+    fprintf(stderr, "usage: %s [--benchmark_* flags of Google Benchmark]\n", argv[0]);
+    return 2;
+  }
+  char isas[64] = "";
+  for (size_t i = 0; i < N_HOST_ISAS; i++) {
+    if (!kd_isa_supported(host_isas[i])) continue;
+    if (isas[0]) strcat(isas, " ");
+    strcat(isas, kd_isa_name(host_isas[i]));
+  }
+  gb_add_context("kdloss", kd_version_string());
+  gb_add_context("kdloss_isas", isas);
+  gb_add_context("kdloss_inputs", "student, teacher ~ N(0,1) fixed seed; T=2, factor=1; dense");
+  register_all();
+  gb_run();
+  print_summary();
+  gb_shutdown();
+  free_inputs();
+  return 0;
+}

@@ -1,0 +1,35 @@
+/*
+ * floor.h -- the floors kdloss's kernels are measured against, one set per
+ * ISA, each in its own file built with that ISA's flags (floor_<isa>.c).
+ *
+ * exp2log: the transcendental work of a cross-entropy row and nothing else:
+ *   per element two SLEEF exps and one SLEEF log, sum_j exp(t_j) * log(exp(s_j) + 1e-5),
+ *   over a flat array of n floats. The u10 and u35 variants differ only in the
+ *   log (SLEEF's exp is u10 either way), so the ratio can be taken against
+ *   whichever log the kernel uses.
+ * read2: sum_j (s_j + t_j), the least work that reads both inputs once (the
+ *   memory floor of MSE loss).
+ * rw: g_j = s_j - t_j, reads both inputs and writes one output (the memory
+ *   floor of MSE loss+gradient), with ordinary stores as the kernels use.
+ *
+ * No alignment is required; n >= 1 may be any size (tails are masked or scalar).
+ */
+#ifndef KD_BENCH_FLOOR_H
+#define KD_BENCH_FLOOR_H
+
+#include <stddef.h>
+
+typedef float (*kd_floor_read_fn)(size_t n, const float *s, const float *t);
+typedef float (*kd_floor_rw_fn)(size_t n, const float *s, const float *t, float *g);
+
+#define KD_DECLARE_FLOORS(isa)                                              \
+  float kd_floor_exp2log_u10_##isa(size_t n, const float *s, const float *t); \
+  float kd_floor_exp2log_u35_##isa(size_t n, const float *s, const float *t); \
+  float kd_floor_read2_##isa(size_t n, const float *s, const float *t);       \
+  float kd_floor_rw_##isa(size_t n, const float *s, const float *t, float *g);
+
+KD_DECLARE_FLOORS(avx2)
+KD_DECLARE_FLOORS(avx512)
+KD_DECLARE_FLOORS(neon)
+
+#endif /* KD_BENCH_FLOOR_H */

@@ -1,0 +1,84 @@
+/*
+ * The floors of floor.h for AVX2+FMA, with SLEEF's AVX2 functions. Built with
+ * -mavx2 -mfma as its own static library; the rest of bench/ is baseline.
+ * floor_avx512.c and floor_neon.c follow this file line for line.
+ */
+#if !defined(__AVX2__) || !defined(__FMA__)
+#error "floor_avx2.c must be compiled with -mavx2 -mfma"
+#endif
+
+#include <immintrin.h>
+#include <sleef.h>
+#include "floor.h"
+
+#define LANES 8
+
+static inline float hsum(__m256 v) {
+  __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+  return _mm_cvtss_f32(_mm_add_ss(x, _mm_movehdup_ps(x)));
+}
+
+/* Lanes below r (0 < r < LANES) set. */
+static inline __m256i tail_mask(size_t r) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)r), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* One vector of the exp2log floor: exp(t) * log(exp(s) + 1e-5). */
+static inline __attribute__((always_inline)) __m256 exp2log(__m256 s, __m256 t,
+                                                            __m256 (*logf8)(__m256)) {
+  __m256 es = Sleef_expf8_u10avx2(s), et = Sleef_expf8_u10avx2(t);
+  return _mm256_mul_ps(et, logf8(_mm256_add_ps(es, _mm256_set1_ps(1e-5f))));
+}
+
+static inline __attribute__((always_inline)) float exp2log_sum(size_t n, const float *s,
+                                                               const float *t,
+                                                               __m256 (*logf8)(__m256)) {
+  __m256 acc = _mm256_setzero_ps();
+  size_t j = 0;
+  for (; j + LANES <= n; j += LANES)
+    acc = _mm256_add_ps(acc, exp2log(_mm256_loadu_ps(s + j), _mm256_loadu_ps(t + j), logf8));
+  if (j < n) {
+    __m256i m = tail_mask(n - j);
+    __m256 v = exp2log(_mm256_maskload_ps(s + j, m), _mm256_maskload_ps(t + j, m), logf8);
+    acc = _mm256_add_ps(acc, _mm256_and_ps(v, _mm256_castsi256_ps(m)));
+  }
+  return hsum(acc);
+}
+
+float kd_floor_exp2log_u10_avx2(size_t n, const float *s, const float *t) {
+  return exp2log_sum(n, s, t, Sleef_logf8_u10avx2);
+}
+
+float kd_floor_exp2log_u35_avx2(size_t n, const float *s, const float *t) {
+  return exp2log_sum(n, s, t, Sleef_logf8_u35avx2);
+}
+
+/* Four accumulators: one add chain would bound an in-cache read by latency. */
+float kd_floor_read2_avx2(size_t n, const float *s, const float *t) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  size_t j = 0;
+  for (; j + 4 * LANES <= n; j += 4 * LANES) {
+    a0 = _mm256_add_ps(a0, _mm256_add_ps(_mm256_loadu_ps(s + j), _mm256_loadu_ps(t + j)));
+    a1 = _mm256_add_ps(a1, _mm256_add_ps(_mm256_loadu_ps(s + j + LANES),
+                                         _mm256_loadu_ps(t + j + LANES)));
+    a2 = _mm256_add_ps(a2, _mm256_add_ps(_mm256_loadu_ps(s + j + 2 * LANES),
+                                         _mm256_loadu_ps(t + j + 2 * LANES)));
+    a3 = _mm256_add_ps(a3, _mm256_add_ps(_mm256_loadu_ps(s + j + 3 * LANES),
+                                         _mm256_loadu_ps(t + j + 3 * LANES)));
+  }
+  float sum = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+  for (; j < n; j++) sum += s[j] + t[j];
+  return sum;
+}
+
+float kd_floor_rw_avx2(size_t n, const float *s, const float *t, float *g) {
+  size_t j = 0;
+  for (; j + 2 * LANES <= n; j += 2 * LANES) {
+    _mm256_storeu_ps(g + j, _mm256_sub_ps(_mm256_loadu_ps(s + j), _mm256_loadu_ps(t + j)));
+    _mm256_storeu_ps(g + j + LANES, _mm256_sub_ps(_mm256_loadu_ps(s + j + LANES),
+                                                  _mm256_loadu_ps(t + j + LANES)));
+  }
+  for (; j < n; j++) g[j] = s[j] - t[j];
+  return g[0];
+}

@@ -1,0 +1,80 @@
+/*
+ * The floors of floor.h for aarch64 AdvSIMD, with SLEEF's advsimd functions.
+ * Built as its own static library (AdvSIMD is baseline on aarch64, so the
+ * guard only refuses other targets); follows floor_avx2.c line for line.
+ */
+#if !defined(__aarch64__) || !defined(__ARM_NEON)
+#error "floor_neon.c is for aarch64 with AdvSIMD"
+#endif
+
+#include <arm_neon.h>
+#include <sleef.h>
+#include "floor.h"
+
+#define LANES 4
+
+static inline float hsum(float32x4_t v) {
+  return vaddvq_f32(v);
+}
+
+/* The first r (0 < r < LANES) values of p, zeros after: NEON has no masked
+ * load, and reading past the end of the array is not allowed. */
+static inline float32x4_t load_tail(const float *p, size_t r) {
+  float buf[LANES] = {0.0f, 0.0f, 0.0f, 0.0f};
+  for (size_t i = 0; i < r; i++) buf[i] = p[i];
+  return vld1q_f32(buf);
+}
+
+/* One vector of the exp2log floor: exp(t) * log(exp(s) + 1e-5). */
+static inline __attribute__((always_inline)) float32x4_t exp2log(
+    float32x4_t s, float32x4_t t, float32x4_t (*logf4)(float32x4_t)) {
+  float32x4_t es = Sleef_expf4_u10advsimd(s), et = Sleef_expf4_u10advsimd(t);
+  return vmulq_f32(et, logf4(vaddq_f32(es, vdupq_n_f32(1e-5f))));
+}
+
+static inline __attribute__((always_inline)) float exp2log_sum(
+    size_t n, const float *s, const float *t, float32x4_t (*logf4)(float32x4_t)) {
+  float32x4_t acc = vdupq_n_f32(0.0f);
+  size_t j = 0;
+  for (; j + LANES <= n; j += LANES)
+    acc = vaddq_f32(acc, exp2log(vld1q_f32(s + j), vld1q_f32(t + j), logf4));
+  if (j < n) {
+    uint32x4_t m = vcltq_u32((uint32x4_t){0, 1, 2, 3}, vdupq_n_u32((uint32_t)(n - j)));
+    float32x4_t v = exp2log(load_tail(s + j, n - j), load_tail(t + j, n - j), logf4);
+    acc = vaddq_f32(acc, vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(v), m)));
+  }
+  return hsum(acc);
+}
+
+float kd_floor_exp2log_u10_neon(size_t n, const float *s, const float *t) {
+  return exp2log_sum(n, s, t, Sleef_logf4_u10advsimd);
+}
+
+float kd_floor_exp2log_u35_neon(size_t n, const float *s, const float *t) {
+  return exp2log_sum(n, s, t, Sleef_logf4_u35advsimd);
+}
+
+/* Four accumulators: one add chain would bound an in-cache read by latency. */
+float kd_floor_read2_neon(size_t n, const float *s, const float *t) {
+  float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0;
+  size_t j = 0;
+  for (; j + 4 * LANES <= n; j += 4 * LANES) {
+    a0 = vaddq_f32(a0, vaddq_f32(vld1q_f32(s + j), vld1q_f32(t + j)));
+    a1 = vaddq_f32(a1, vaddq_f32(vld1q_f32(s + j + LANES), vld1q_f32(t + j + LANES)));
+    a2 = vaddq_f32(a2, vaddq_f32(vld1q_f32(s + j + 2 * LANES), vld1q_f32(t + j + 2 * LANES)));
+    a3 = vaddq_f32(a3, vaddq_f32(vld1q_f32(s + j + 3 * LANES), vld1q_f32(t + j + 3 * LANES)));
+  }
+  float sum = hsum(vaddq_f32(vaddq_f32(a0, a1), vaddq_f32(a2, a3)));
+  for (; j < n; j++) sum += s[j] + t[j];
+  return sum;
+}
+
+float kd_floor_rw_neon(size_t n, const float *s, const float *t, float *g) {
+  size_t j = 0;
+  for (; j + 2 * LANES <= n; j += 2 * LANES) {
+    vst1q_f32(g + j, vsubq_f32(vld1q_f32(s + j), vld1q_f32(t + j)));
+    vst1q_f32(g + j + LANES, vsubq_f32(vld1q_f32(s + j + LANES), vld1q_f32(t + j + LANES)));
+  }
+  for (; j < n; j++) g[j] = s[j] - t[j];
+  return g[0];
+}
