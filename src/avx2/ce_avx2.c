@@ -244,41 +244,59 @@ static inline __m256 kd_keep(size_t skip, size_t j) {
   return _mm256_castsi256_ps(_mm256_xor_si256(hit, _mm256_set1_epi32(-1)));
 }
 
-/* One vector of pass 4: the sign of q_signed picks the u-form bracket. */
-static inline __m256 kd_cegrad_vec(__m256 q_signed, __m256 v, const kd_ce_row *row) {
+/* One vector of pass 4: the sign of q_signed picks the form; *e gets the size
+ * of the terms the bracket cancels from, scaled like the gradient. */
+static inline __m256 kd_cegrad_vec(__m256 q_signed, __m256 v, const kd_ce_row *row,
+                                   __m256 *e) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
   __m256 qs = _mm256_set1_ps(row->q_sum);
   __m256 b_u = _mm256_fmsub_ps(v, qs, _mm256_set1_ps(row->qu_sum));
   __m256 b_w = _mm256_fnmadd_ps(v, qs, _mm256_set1_ps(row->qw_sum));
   __m256 b = _mm256_blendv_ps(b_w, b_u, q_signed); /* blendv reads the sign bit */
-  return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(row->grad_scale),
-                                     _mm256_andnot_ps(_mm256_set1_ps(-0.0f), q_signed)),
-                       b);
+  __m256 sum = _mm256_blendv_ps(_mm256_set1_ps(fabsf(row->qw_sum)),
+                                _mm256_set1_ps(fabsf(row->qu_sum)), q_signed);
+  __m256 size = _mm256_fmadd_ps(_mm256_andnot_ps(sign, v), qs, sum);
+  __m256 q = _mm256_andnot_ps(sign, q_signed);
+  *e = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(fabsf(row->grad_scale)), q), size);
+  return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(row->grad_scale), q), b);
 }
 
-double kd_f32_cegrad_avx2(size_t n, const float *q_signed, const float *v,
-                          const kd_ce_row *row, size_t skip, float *grad) {
-  double sum = 0.0;
+void kd_f32_cegrad_avx2(size_t n, const float *q_signed, float *v_grad,
+                        const kd_ce_row *row, size_t skip, kd_grad_stats *stats) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  double others = 0.0;
+  __m256 max_abs = _mm256_setzero_ps(), max_err = _mm256_setzero_ps();
   for (size_t j = 0; j < n;) {
     size_t end = kd_block_end(j, n);
-    __m256 f[KD_U];
+    __m256 f[KD_U], e;
     for (int k = 0; k < KD_U; k++) f[k] = _mm256_setzero_ps();
     for (; j + KD_U * W <= end; j += KD_U * W) {
       for (int k = 0; k < KD_U; k++) {
         size_t i = j + k * W;
-        __m256 g = kd_cegrad_vec(_mm256_loadu_ps(q_signed + i), _mm256_loadu_ps(v + i), row);
-        _mm256_storeu_ps(grad + i, g);
-        f[k] = _mm256_add_ps(f[k], _mm256_and_ps(kd_keep(skip, i), g));
+        __m256 g = kd_cegrad_vec(_mm256_loadu_ps(q_signed + i), _mm256_loadu_ps(v_grad + i),
+                                 row, &e);
+        _mm256_storeu_ps(v_grad + i, g);
+        __m256 keep = kd_keep(skip, i);
+        f[k] = _mm256_add_ps(f[k], _mm256_and_ps(keep, g));
+        /* Both maxima start at 0 and take values >= 0: lanes zeroed drop out;
+         * max(x, m) keeps m when x is NaN, as the scalar "x > m ? x : m". */
+        max_abs = _mm256_max_ps(_mm256_and_ps(keep, _mm256_andnot_ps(sign, g)), max_abs);
+        max_err = _mm256_max_ps(_mm256_and_ps(keep, e), max_err);
       }
     }
     for (; j < end; j += W) {
       __m256i m = kd_mask(end - j);
       __m256 g = kd_cegrad_vec(_mm256_maskload_ps(q_signed + j, m),
-                               _mm256_maskload_ps(v + j, m), row);
-      _mm256_maskstore_ps(grad + j, m, g);
-      f[0] = _mm256_add_ps(f[0], _mm256_and_ps(_mm256_and_ps(_mm256_castsi256_ps(m),
-                                                             kd_keep(skip, j)), g));
+                               _mm256_maskload_ps(v_grad + j, m), row, &e);
+      _mm256_maskstore_ps(v_grad + j, m, g);
+      __m256 keep = _mm256_and_ps(_mm256_castsi256_ps(m), kd_keep(skip, j));
+      f[0] = _mm256_add_ps(f[0], _mm256_and_ps(keep, g));
+      max_abs = _mm256_max_ps(_mm256_and_ps(keep, _mm256_andnot_ps(sign, g)), max_abs);
+      max_err = _mm256_max_ps(_mm256_and_ps(keep, e), max_err);
     }
-    sum += kd_hsum_acc(f);
+    others += kd_hsum_acc(f);
   }
-  return sum;
+  stats->others = others;
+  stats->max_abs = kd_hmax(max_abs);
+  stats->max_err = kd_hmax(max_err);
 }

@@ -237,38 +237,57 @@ static inline __mmask16 kd_keep(size_t skip, size_t j) {
   return skip - j < W ? (__mmask16) ~(1u << (skip - j)) : (__mmask16)0xffff;
 }
 
-/* One vector of pass 4: the sign of q_signed picks the u-form bracket. */
-static inline __m512 kd_cegrad_vec(__m512 q_signed, __m512 v, const kd_ce_row *row) {
+/* One vector of pass 4: the sign of q_signed picks the form; *e gets the size
+ * of the terms the bracket cancels from, scaled like the gradient. */
+static inline __m512 kd_cegrad_vec(__m512 q_signed, __m512 v, const kd_ce_row *row,
+                                   __m512 *e) {
   __m512 qs = _mm512_set1_ps(row->q_sum);
+  __mmask16 u_form = _mm512_movepi32_mask(_mm512_castps_si512(q_signed));
   __m512 b_u = _mm512_fmsub_ps(v, qs, _mm512_set1_ps(row->qu_sum));
   __m512 b_w = _mm512_fnmadd_ps(v, qs, _mm512_set1_ps(row->qw_sum));
-  __m512 b = _mm512_mask_mov_ps(b_w, _mm512_movepi32_mask(_mm512_castps_si512(q_signed)), b_u);
-  return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(row->grad_scale), _mm512_abs_ps(q_signed)), b);
+  __m512 b = _mm512_mask_mov_ps(b_w, u_form, b_u);
+  __m512 sum = _mm512_mask_mov_ps(_mm512_set1_ps(fabsf(row->qw_sum)), u_form,
+                                  _mm512_set1_ps(fabsf(row->qu_sum)));
+  __m512 size = _mm512_fmadd_ps(_mm512_abs_ps(v), qs, sum);
+  __m512 q = _mm512_abs_ps(q_signed);
+  *e = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(fabsf(row->grad_scale)), q), size);
+  return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(row->grad_scale), q), b);
 }
 
-double kd_f32_cegrad_avx512(size_t n, const float *q_signed, const float *v,
-                            const kd_ce_row *row, size_t skip, float *grad) {
-  double sum = 0.0;
+void kd_f32_cegrad_avx512(size_t n, const float *q_signed, float *v_grad,
+                          const kd_ce_row *row, size_t skip, kd_grad_stats *stats) {
+  double others = 0.0;
+  __m512 max_abs = _mm512_setzero_ps(), max_err = _mm512_setzero_ps();
   for (size_t j = 0; j < n;) {
     size_t end = kd_block_end(j, n);
-    __m512 f[KD_U];
+    __m512 f[KD_U], e;
     for (int k = 0; k < KD_U; k++) f[k] = _mm512_setzero_ps();
     for (; j + KD_U * W <= end; j += KD_U * W) {
       for (int k = 0; k < KD_U; k++) {
         size_t i = j + k * W;
-        __m512 g = kd_cegrad_vec(_mm512_loadu_ps(q_signed + i), _mm512_loadu_ps(v + i), row);
-        _mm512_storeu_ps(grad + i, g);
-        f[k] = _mm512_mask_add_ps(f[k], kd_keep(skip, i), f[k], g);
+        __m512 g = kd_cegrad_vec(_mm512_loadu_ps(q_signed + i), _mm512_loadu_ps(v_grad + i),
+                                 row, &e);
+        _mm512_storeu_ps(v_grad + i, g);
+        /* max(x, m) keeps m when x is NaN, as the scalar "x > m ? x : m". */
+        __mmask16 keep = kd_keep(skip, i);
+        f[k] = _mm512_mask_add_ps(f[k], keep, f[k], g);
+        max_abs = _mm512_mask_max_ps(max_abs, keep, _mm512_abs_ps(g), max_abs);
+        max_err = _mm512_mask_max_ps(max_err, keep, e, max_err);
       }
     }
     for (; j < end; j += W) {
       __mmask16 m = kd_mask(end - j);
       __m512 g = kd_cegrad_vec(_mm512_maskz_loadu_ps(m, q_signed + j),
-                               _mm512_maskz_loadu_ps(m, v + j), row);
-      _mm512_mask_storeu_ps(grad + j, m, g);
-      f[0] = _mm512_mask_add_ps(f[0], m & kd_keep(skip, j), f[0], g);
+                               _mm512_maskz_loadu_ps(m, v_grad + j), row, &e);
+      _mm512_mask_storeu_ps(v_grad + j, m, g);
+      __mmask16 keep = m & kd_keep(skip, j);
+      f[0] = _mm512_mask_add_ps(f[0], keep, f[0], g);
+      max_abs = _mm512_mask_max_ps(max_abs, keep, _mm512_abs_ps(g), max_abs);
+      max_err = _mm512_mask_max_ps(max_err, keep, e, max_err);
     }
-    sum += kd_hsum_acc(f);
+    others += kd_hsum_acc(f);
   }
-  return sum;
+  stats->others = others;
+  stats->max_abs = _mm512_reduce_max_ps(max_abs);
+  stats->max_err = _mm512_reduce_max_ps(max_err);
 }
