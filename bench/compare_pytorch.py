@@ -1,0 +1,267 @@
+#!/usr/bin/python3
+"""kdloss side by side with PyTorch eager on CPU, in one process, same inputs.
+
+    /usr/bin/python3 bench/compare_pytorch.py [--lib build/src/libkdloss.so]
+
+(Debian's python3-torch is installed for /usr/bin/python3; another python3
+earlier on PATH may lack torch.) Build kdloss first (meson setup build &&
+ninja -C build); --lib points at its shared library.
+
+What is compared, for each shape, distance, pass and PyTorch thread count:
+  PyTorch  the cross-entropy pipeline written out literally (softmax,
+           pow(1/T), renormalise, + 1e-5, log, weighted row sum, mean over
+           rows, times factor) and F.mse_loss * factor; "fwd" is the loss,
+           "fwd+bwd" is the loss and loss.backward() through autograd (the
+           student requires grad, the teacher does not).
+  kdloss   kd_loss_f32 ("fwd") and kd_loss_grad_f32 ("fwd+bwd", loss and
+           gradient) through ctypes, once per ISA this CPU and build support
+           (kd_set_isa, checked with kd_get_isa). kdloss is single-threaded:
+           the thread count is PyTorch's (torch.set_num_threads).
+
+Timing: both sides are warmed up (a dozen calls each), then called in turn,
+PyTorch then each ISA, round after round (A B C A B C ...); each round gives a
+PyTorch/kdloss time ratio per ISA. The table shows median times and the
+median of the per-round ratios ("x" = how many times faster kdloss is).
+Inputs: student and teacher logits ~ N(0, 1), fixed seed; T = 2, factor = 1.
+The last columns are the largest differences between the two sides over all
+ISAs: |loss difference| / |loss| and max |grad difference| / max |grad|.
+"""
+import argparse
+import ctypes
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+KD_CROSS_ENTROPY, KD_MSE = 0, 1
+ISAS = {1: "scalar", 2: "avx2", 3: "avx512", 4: "neon"}  # enum kd_isa
+EPS = 1e-5
+# (shape, distance, pass) -> {isa: minimum speed-up}: the issue's targets,
+# single thread.
+TARGETS = {
+    ((256, 1000), "ce", "fwd"): {"avx512": 4.0, "avx2": 2.5},
+    ((256, 1000), "ce", "fwd+bwd"): {"avx512": 10.0, "avx2": 6.0},
+    ((64, 32000), "ce", "fwd"): {"avx512": 10.0, "avx2": 6.0},
+    ((64, 32000), "ce", "fwd+bwd"): {"avx512": 20.0, "avx2": 12.0},
+}
+
+
+def torch_ce(s, t, temperature, factor):
+    """The LwF cross-entropy as a PyTorch user writes it."""
+    q = torch.softmax(s, dim=1).pow(1.0 / temperature)
+    q = q / q.sum(dim=1, keepdim=True)
+    r = torch.softmax(t, dim=1).pow(1.0 / temperature)
+    r = r / r.sum(dim=1, keepdim=True)
+    return -(r * torch.log(q + EPS)).sum(dim=1).mean() * factor
+
+
+def torch_mse(s, t, temperature, factor):
+    return F.mse_loss(s, t) * factor
+
+
+class KdLoss:
+    def __init__(self, path):
+        lib = ctypes.CDLL(str(path))
+        f, sz, p = ctypes.c_float, ctypes.c_size_t, ctypes.c_void_p
+        lib.kd_loss_f32.argtypes = [ctypes.c_int, f, f, sz, sz, p, sz, p, sz, p]
+        lib.kd_loss_f32.restype = ctypes.c_int
+        lib.kd_loss_grad_f32.argtypes = [ctypes.c_int, f, f, sz, sz, p, sz, p, sz, p, p, sz]
+        lib.kd_loss_grad_f32.restype = ctypes.c_int
+        lib.kd_set_isa.argtypes = [ctypes.c_int]
+        lib.kd_set_isa.restype = ctypes.c_int
+        lib.kd_get_isa.restype = ctypes.c_int
+        lib.kd_isa_supported.argtypes = [ctypes.c_int]
+        lib.kd_isa_supported.restype = ctypes.c_int
+        lib.kd_status_str.argtypes = [ctypes.c_int]
+        lib.kd_status_str.restype = ctypes.c_char_p
+        lib.kd_version_string.restype = ctypes.c_char_p
+        self.lib = lib
+        self.version = lib.kd_version_string().decode()
+        self.isas = [name for num, name in ISAS.items() if lib.kd_isa_supported(num)]
+        self.loss = ctypes.c_float()
+        self.loss_ptr = ctypes.addressof(self.loss)
+
+    def set_isa(self, name):
+        num = next(k for k, v in ISAS.items() if v == name)
+        if self.lib.kd_set_isa(num) != 0 or self.lib.kd_get_isa() != num:
+            sys.exit(f"kd_set_isa({name}) failed: in use is {ISAS.get(self.lib.kd_get_isa())}")
+
+    def caller(self, distance, grad_pass, s, t, g, temperature, factor):
+        """A no-argument function making one call on these tensors (the ctypes
+        arguments are prepared once, outside the timing)."""
+        rows, cols = s.shape
+        dist = KD_CROSS_ENTROPY if distance == "ce" else KD_MSE
+        sp, tp, gp = s.data_ptr(), t.data_ptr(), g.data_ptr()
+        lib, out = self.lib, self.loss_ptr
+        if grad_pass:
+            fn = lib.kd_loss_grad_f32
+            args = (dist, factor, temperature, rows, cols, sp, cols, tp, cols, out, gp, cols)
+        else:
+            fn = lib.kd_loss_f32
+            args = (dist, factor, temperature, rows, cols, sp, cols, tp, cols, out)
+
+        def call():
+            status = fn(*args)
+            if status:
+                sys.exit(f"kdloss failed: {lib.kd_status_str(status).decode()}")
+        return call
+
+
+def time_call(fn):
+    t0 = time.perf_counter_ns()
+    fn()
+    return time.perf_counter_ns() - t0
+
+
+def compare(kd, shape, distance, grad_pass, args):
+    rows, cols = shape
+    gen = torch.Generator().manual_seed(args.seed)
+    s = torch.randn(rows, cols, generator=gen)
+    t = torch.randn(rows, cols, generator=gen)
+    s_req = s.clone().requires_grad_(True)
+    g = torch.empty_like(s)
+    torch_fn = torch_ce if distance == "ce" else torch_mse
+    T, factor = args.temperature, args.factor
+
+    def torch_call():
+        if grad_pass:
+            s_req.grad = None
+            torch_fn(s_req, t, T, factor).backward()
+        else:
+            with torch.no_grad():
+                torch_fn(s, t, T, factor)
+
+    # Accuracy, untimed: PyTorch's float32 pipeline against each ISA.
+    if grad_pass:
+        s_req.grad = None
+        ref = torch_fn(s_req, t, T, factor)
+        ref.backward()
+        ref_loss, ref_grad = ref.item(), s_req.grad.clone()
+    else:
+        with torch.no_grad():
+            ref_loss, ref_grad = torch_fn(s, t, T, factor).item(), None
+    callers, dloss, dgrad = {}, 0.0, 0.0
+    for isa in kd.isas:
+        kd.set_isa(isa)
+        callers[isa] = kd.caller(distance, grad_pass, s, t, g, T, factor)
+        callers[isa]()
+        dloss = max(dloss, abs(kd.loss.value - ref_loss) / abs(ref_loss))
+        if grad_pass:
+            dgrad = max(dgrad, ((g - ref_grad).abs().max() / ref_grad.abs().max()).item())
+
+    for _ in range(args.warmup):
+        torch_call()
+    for isa in kd.isas:
+        kd.set_isa(isa)
+        for _ in range(args.warmup):
+            callers[isa]()
+
+    # Rounds: enough to fill about --budget seconds, within [--min-rounds, --max-rounds].
+    t0 = time.perf_counter()
+    torch_call()
+    for isa in kd.isas:
+        kd.set_isa(isa)
+        callers[isa]()
+    per_round = time.perf_counter() - t0
+    rounds = int(min(args.max_rounds, max(args.min_rounds, args.budget / per_round)))
+
+    torch_ns, kd_ns = [], {isa: [] for isa in kd.isas}
+    ratios = {isa: [] for isa in kd.isas}
+    for _ in range(rounds):
+        tt = time_call(torch_call)
+        torch_ns.append(tt)
+        for isa in kd.isas:
+            kd.set_isa(isa)
+            k = time_call(callers[isa])
+            kd_ns[isa].append(k)
+            ratios[isa].append(tt / k)
+    return {
+        "torch": statistics.median(torch_ns),
+        "kd": {isa: statistics.median(v) for isa, v in kd_ns.items()},
+        "x": {isa: statistics.median(v) for isa, v in ratios.items()},
+        "rounds": rounds,
+        "dloss": dloss,
+        "dgrad": dgrad if grad_pass else None,
+    }
+
+
+def fmt_time(ns):
+    return f"{ns / 1e3:.1f} us" if ns < 1e6 else f"{ns / 1e6:.2f} ms"
+
+
+def main():
+    root = Path(__file__).resolve().parent.parent
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--lib", default=str(root / "build" / "src" / "libkdloss.so"),
+                    help="kdloss shared library (default: %(default)s)")
+    ap.add_argument("--shapes", default="128x100,256x1000,64x32000",
+                    help="rows x cols list (default: %(default)s)")
+    ap.add_argument("--threads", default=f"1,{os.cpu_count()}",
+                    help="PyTorch thread counts (default: %(default)s, i.e. one and all cores)")
+    ap.add_argument("--temperature", type=float, default=2.0)
+    ap.add_argument("--factor", type=float, default=1.0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--warmup", type=int, default=12, help="untimed calls per side first")
+    ap.add_argument("--budget", type=float, default=1.0,
+                    help="seconds of timed rounds per table row (default: %(default)s)")
+    ap.add_argument("--min-rounds", type=int, default=15)
+    ap.add_argument("--max-rounds", type=int, default=301)
+    args = ap.parse_args()
+    if not Path(args.lib).exists():
+        sys.exit(f"{args.lib} not found: build kdloss first (meson setup build && ninja -C build)"
+                 " or pass --lib")
+
+    kd = KdLoss(args.lib)
+    shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
+    threads = sorted({int(v) for v in args.threads.split(",")})
+    print(f"kdloss {kd.version} ({args.lib}), ISAs: {' '.join(kd.isas)}; "
+          f"torch {torch.__version__}; {os.cpu_count()} CPUs; "
+          f"T={args.temperature}, factor={args.factor}, inputs N(0,1) seed {args.seed}")
+    print("times are medians; 'x' is the median of per-round PyTorch/kdloss time ratios; "
+          "kdloss runs on one thread")
+    print()
+    head = ["shape", "dist", "pass", "threads", "torch"]
+    for isa in kd.isas:
+        head += [isa, f"{isa} x"]
+    head += ["rel. loss diff", "rel. grad diff", "rounds"]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    results = {}
+    for nthreads in threads:
+        torch.set_num_threads(nthreads)
+        for shape in shapes:
+            for distance in ("ce", "mse"):
+                for grad_pass in (False, True):
+                    pname = "fwd+bwd" if grad_pass else "fwd"
+                    r = compare(kd, shape, distance, grad_pass, args)
+                    results[(shape, distance, pname, nthreads)] = r
+                    row = [f"{shape[0]}x{shape[1]}", distance, pname, str(nthreads),
+                           fmt_time(r["torch"])]
+                    for isa in kd.isas:
+                        row += [fmt_time(r["kd"][isa]), f"{r['x'][isa]:.1f}"]
+                    row += [f"{r['dloss']:.1e}",
+                            "-" if r["dgrad"] is None else f"{r['dgrad']:.1e}", str(r["rounds"])]
+                    print("| " + " | ".join(row) + " |", flush=True)
+
+    rows = []
+    for (shape, distance, pname), want in TARGETS.items():
+        r = results.get((shape, distance, pname, 1))
+        for isa, target in want.items():
+            if r is None or isa not in r["x"]:
+                continue
+            got = r["x"][isa]
+            rows.append(f"| {shape[0]}x{shape[1]} | {distance} | {pname} | {isa} | "
+                        f">= {target:g}x | {got:.1f}x | {'met' if got >= target else 'MISSED'} |")
+    if rows:
+        print("\nTargets (issue 5; one PyTorch thread)\n")
+        print("| shape | dist | pass | ISA | target | measured | |")
+        print("|---|---|---|---|---|---|---|")
+        print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
