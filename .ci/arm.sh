@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# aarch64 CI: cross-compiles kdloss with warnings as errors and runs the whole
+# test suite under qemu-aarch64, first on every ISA the (emulated) CPU has --
+# NEON and scalar -- then once more with KDLOSS_ISA=scalar, which narrows the
+# per-ISA suites to the scalar path and makes scalar the start-up choice for
+# the rest. Fails on any build error or test failure.
+#
+# Needs what `scripts/install-deps.sh --arm` installs. Run from anywhere; builds
+# in $KD_ARM_BUILD (default build-arm under the repository root), from scratch.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${KD_ARM_BUILD:-build-arm}
+
+start=$(date +%s)
+rm -rf "${build:?}"
+meson setup "$build" --cross-file cross/aarch64-linux-gnu.txt -Dwerror=true
+ninja -C "$build"
+
+echo "== aarch64 tests under qemu: every supported ISA (neon, scalar)"
+meson test -C "$build" --print-errorlogs
+echo "== aarch64 tests under qemu: KDLOSS_ISA=scalar"
+KDLOSS_ISA=scalar meson test -C "$build" --print-errorlogs --logbase testlog-scalar
+
+grep -h '^\[ worst' "$build"/meson-logs/testlog.txt "$build"/meson-logs/testlog-scalar.txt || true
+echo "== aarch64 CI passed in $(( $(date +%s) - start )) s"
