@@ -21,9 +21,8 @@
 /* Accumulators per sum: see ce_avx512.c. */
 #define KD_U 2
 
-/* log: the u35 variant; see ce_avx512.c for the accuracy argument. Measured
- * here: worst |loss - ref| / tolerance LOGU35_ERR with u35, LOGU10_ERR with u10;
- * AVX2 loss throughput LOGU35_SPEED vs LOGU10_SPEED G elements/s at 64x32000. */
+/* log: the u35 variant; see ce_avx512.c for the measurements (AVX2 celoss
+ * 1.36-1.54 ns per element with u35, 1.94-2.60 with u10, same worst error). */
 #define kd_logf Sleef_logf8_u35avx2
 #define kd_expf Sleef_expf8_u10avx2
 #define kd_expm1f Sleef_expm1f8_u10avx2
