@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include "kernels.h"
 
 /* Cross-entropy rows up to this many classes use stack scratch (2 floats per
@@ -107,6 +108,49 @@ static kd_status check(const request *r) {
   return KD_OK;
 }
 
+/*
+ * The gradient of one cross-entropy row in double, for rows whose float
+ * gradient cancels too much (see kernels.h). Slow and plain: the exps are
+ * recomputed in each pass rather than stored, since there is no double
+ * scratch, and grad may be s itself (each s_j is read before grad_j is
+ * written, and the most probable class is written last).
+ */
+static void ce_grad_row_f64(size_t n, const float *s, const float *t, double temperature,
+                            double scale, float *grad) {
+  double ms = -INFINITY, mt = -INFINITY;
+  size_t m = 0;
+  for (size_t j = 0; j < n; j++) {
+    if (s[j] > ms) { ms = s[j]; m = j; }
+    mt = t[j] > mt ? t[j] : mt;
+  }
+  double zs = 0.0, zt = 0.0;
+  for (size_t j = 0; j < n; j++) {
+    zs += exp(((double)s[j] - ms) / temperature);
+    zt += exp(((double)t[j] - mt) / temperature);
+  }
+  double q_sum = 0.0, qw_sum = 0.0, qu_sum = 0.0;
+  for (size_t j = 0; j < n; j++) {
+    double q = exp(((double)s[j] - ms) / temperature) / zs;
+    double r = exp(((double)t[j] - mt) / temperature) / zt;
+    q_sum += q;
+    qw_sum += q * (r / (q + 1e-5));
+    qu_sum += q * ((q - r + 1e-5) / (q + 1e-5));
+  }
+  int dominant = zs < 2.0;
+  double others = 0.0;
+  for (size_t j = 0; j < n; j++) {
+    double q = exp(((double)s[j] - ms) / temperature) / zs;
+    double r = exp(((double)t[j] - mt) / temperature) / zt;
+    double w = r / (q + 1e-5);
+    double b = w > 0.5 ? (q - r + 1e-5) / (q + 1e-5) * q_sum - qu_sum : qw_sum - w * q_sum;
+    double g = scale * q * b;
+    if (dominant && j == m) continue;
+    others += g;
+    grad[j] = (float)g;
+  }
+  if (dominant) grad[m] = (float)-others;
+}
+
 /* Cross-entropy: sum over rows of sum_j r_j log(q_j + 1e-5), and the gradient. */
 static kd_status ce_rows(const kd_kernels *k, const request *r, double *acc) {
   float stack[2 * KD_STACK_COLS];
@@ -143,13 +187,22 @@ static kd_status ce_rows(const kd_kernels *k, const request *r, double *acc) {
     row.q_sum = (float)sums[0];
     row.qw_sum = (float)sums[1];
     row.qu_sum = (float)sums[2];
-    float *g = r->grad + i * r->ldg;
     /* zs = 1/q_max: below 2 the most probable class holds over half the mass,
-     * and its bracket u_m * sum q - sum q*u cancels. The gradient sums to zero
-     * over the row, so that class gets minus the sum of the others instead. */
+     * and its bracket cancels in either form. The gradient sums to zero over
+     * the row, so that class gets minus the sum of the others instead. */
     int dominant = zs < 2.0;
-    double others = k->cegrad(r->cols, es, et, &row, dominant ? argmax : r->cols, g);
-    if (dominant) g[argmax] = (float)-others;
+    kd_grad_stats st;
+    k->cegrad(r->cols, es, et, &row, dominant ? argmax : r->cols, &st);
+    float max_abs = st.max_abs;
+    if (dominant) {
+      et[argmax] = (float)-st.others;
+      max_abs = fabsf(et[argmax]) > max_abs ? fabsf(et[argmax]) : max_abs;
+    }
+    float *g = r->grad + i * r->ldg;
+    if (st.max_err > KD_COND_LIMIT * max_abs)
+      ce_grad_row_f64(r->cols, s, t, r->temperature, row.grad_scale, g);
+    else
+      memcpy(g, et, r->cols * sizeof *g);
   }
   if (es != stack) free(es);
   *acc = total;

@@ -12,18 +12,30 @@
  *   2. expsum2:  es_j = exp((s_j - s_max)/T), et_j likewise, into scratch;
  *                zs = sum es, zt = sum et. q = es/zs, r = et/zt.
  *   3a. celoss:  sum_j r_j * log(q_j + 1e-5)          (loss only: 2 exp + 1 log)
- *   3b. cestats: the same sum, and u_j = 1 - w_j written over et, where
- *                w_j = r_j/(q_j + 1e-5); also q_sum = sum q, qu_sum = sum q*u.
- *   4. cegrad:   grad_j = scale * q_j * (u_j * q_sum - qu_sum).
- * Why u and not w: grad_j = scale * q_j * sum_k q_k (w_k - w_j) and, with
- * u = 1 - w, that is scale * q_j * (u_j * sum q - sum q*u). When student and
- * teacher are close, w is close to 1 for every class and "S - w_j" would
- * cancel to noise in float; u is small and keeps its relative precision.
+ *   3b. cestats: the same sum; then, per class, w_j = r_j/(q_j + 1e-5) and
+ *                u_j = 1 - w_j; es is overwritten with q_j (negated where the
+ *                u-form is used, w_j > 0.5) and et with w_j or u_j to match;
+ *                sums: sum q, sum q*w, sum q*u.
+ *   4. cegrad:   grad_j = scale * q_j * B_j, where B_j = sum_k q_k (w_k - w_j) is
+ *                evaluated as   sum(q*w) - w_j * sum(q)   (w-form), or
+ *                               u_j * sum(q) - sum(q*u)   (u-form).
+ * Why two forms: each loses only rounding of its own size. Where the teacher
+ * puts mass the student lacks, w is small and S - w_j stays accurate; where
+ * student and teacher agree, w is near 1 and would cancel to noise in float,
+ * while u is small and keeps its relative precision. A flag per class (the
+ * sign of the stored q) picks the form without a third scratch array.
  * u_j = (q_j - r_j + 1e-5)/(q_j + 1e-5) needs q_j - r_j accurately: when r_j/q_j
  * is near 1 it is computed as -q_j * expm1(d_j), with
  * d_j = log(r_j/q_j) = ((t_j - s_j) - (t_max - s_max))/T + log(zs/zt),
  * which float evaluates with relative (not absolute) error: when student and
  * teacher are close, t_j - s_j and t_max - s_max are exact (Sterbenz).
+ * The row loop then fixes one class: when q_max > 1/2 (zs < 2), B of the most
+ * probable class cancels in either form, so it gets minus the sum of the other
+ * gradients (the gradient sums to zero over a row); cegrad returns that sum.
+ * Last, the row loop compares the largest gradient with the largest term it
+ * was computed from (kd_grad_stats): a row whose gradient cancels by more than
+ * KD_COND_LIMIT (two near-tied top classes with student == teacher, logits
+ * nearly flat at a high temperature) is redone in double, from the logits.
  *
  * Sums run in float over blocks of KD_BLOCK elements and in double across
  * blocks, so a 128256-class row keeps ~1e-7 relative error.
@@ -37,6 +49,11 @@
 #define KD_EPS 1e-5f       /* the pipeline's fixed epsilon in log(q + 1e-5) */
 #define KD_BLOCK 256       /* elements per float partial sum before it joins a double */
 #define KD_EXPM1_BAND 0.5f /* |d_j| below this: q_j - r_j via expm1 */
+/* A row whose gradient terms exceed its largest gradient by more than this is
+ * redone in double. Float rounding leaves ~3e-7 of the terms' size in B_j;
+ * the contract allows 1e-5 of the largest gradient: 1e-5 / 3e-7 = 33, and 10
+ * keeps a margin for the probabilities' own error (up to ~5e-6 far in the tail). */
+#define KD_COND_LIMIT 10.0f
 
 /* End of the block that starts at j. */
 static inline size_t kd_block_end(size_t j, size_t n) {
@@ -68,10 +85,18 @@ typedef double (*kd_celoss_fn)(size_t n, const float *es, const float *et,
 typedef double (*kd_cestats_fn)(size_t n, const float *s, const float *t,
                                 float *es_q, float *et_v, const kd_ce_row *row,
                                 double sums[3]);
-/* Pass 4. Writes grad (may be s itself: s is not read). Returns the sum of
- * grad_j over j != skip (skip >= n: over all j). */
-typedef double (*kd_cegrad_fn)(size_t n, const float *q_signed, const float *v,
-                               const kd_ce_row *row, size_t skip, float *grad);
+/* What pass 4 reports to the row loop. */
+typedef struct kd_grad_stats {
+  double others; /* sum of grad_j over j != skip */
+  float max_abs; /* max over j != skip of |grad_j| */
+  float max_err; /* max over j != skip of scale * q_j * (|v_j| * sum q + |S|), S the
+                    form's sum: the size of what B_j cancels from, which the
+                    rounding error is proportional to */
+} kd_grad_stats;
+/* Pass 4. Overwrites v with grad_j, in scratch: the row loop decides whether
+ * the row is well conditioned before anything reaches the caller's grad. */
+typedef void (*kd_cegrad_fn)(size_t n, const float *q_signed, float *v_grad,
+                             const kd_ce_row *row, size_t skip, kd_grad_stats *stats);
 /* MSE: sum_j (s_j - t_j)^2. */
 typedef double (*kd_mse_fn)(size_t n, const float *s, const float *t);
 /* MSE: the same sum, and grad_j = scale * (s_j - t_j) (grad may be s). */
@@ -96,8 +121,8 @@ typedef struct kd_kernels {
   double kd_f32_celoss_##isa(size_t, const float *, const float *, const kd_ce_row *); \
   double kd_f32_cestats_##isa(size_t, const float *, const float *, float *,        \
                               float *, const kd_ce_row *, double[3]);                \
-  double kd_f32_cegrad_##isa(size_t, const float *, const float *,                  \
-                             const kd_ce_row *, size_t, float *);                   \
+  void kd_f32_cegrad_##isa(size_t, const float *, float *, const kd_ce_row *,       \
+                           size_t, kd_grad_stats *);                                \
   double kd_f32_mse_##isa(size_t, const float *, const float *);                    \
   double kd_f32_msegrad_##isa(size_t, const float *, const float *, float, float *);
 

@@ -4,6 +4,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <cmocka.h>
 
 #include "tester.h"
@@ -182,6 +183,27 @@ static void ce_factors(void **state) {
   }
 }
 
+/* Many random cases mixing every kind of input, shape and temperature; the
+ * sweep's seed can be changed with KDLOSS_TEST_SEED to hunt for rare failures. */
+static void ce_random_sweep(void **state) {
+  (void)state;
+  const char *env = getenv("KDLOSS_TEST_SEED");
+  uint64_t rng = env ? strtoull(env, NULL, 10) : 2024;
+  static const float scales[] = {0.1f, 1.0f, 3.0f, 10.0f, 50.0f, 400.0f};
+  for (int k = 0; k < 300; k++) {
+    size_t cols = (size_t)exp(tk_uniform(&rng) * log(5000.0)) ;
+    tk_case c = tk_default(KD_CROSS_ENTROPY, 1 + tk_next(&rng) % 3, cols < 1 ? 1 : cols);
+    c.inputs = (tk_inputs)(tk_next(&rng) % 8);
+    c.temperature = temperatures[tk_next(&rng) % NTEMPS];
+    c.scale = scales[tk_next(&rng) % 6];
+    c.shift = (float)(tk_next(&rng) % 3) * 100.0f - 100.0f;
+    c.factor = tk_next(&rng) % 4 == 0 ? -0.5f : 1.0f;
+    c.in_place = (int)(tk_next(&rng) % 2);
+    c.seed = tk_next(&rng);
+    tk_run(&c);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(ce_small_cols),  cmocka_unit_test(ce_large_cols),
@@ -189,7 +211,7 @@ int main(void) {
       cmocka_unit_test(ce_temperatures), cmocka_unit_test(ce_shifted),
       cmocka_unit_test(ce_identical),   cmocka_unit_test(ce_gaps),
       cmocka_unit_test(ce_masked),      cmocka_unit_test(ce_peaked),
-      cmocka_unit_test(ce_factors),
+      cmocka_unit_test(ce_factors),     cmocka_unit_test(ce_random_sweep),
   };
   return tk_run_per_isa("ce", tests, sizeof tests / sizeof tests[0]);
 }

@@ -119,6 +119,9 @@ static void check_loss(const tk_case *c, const char *what, kd_status st, float l
   double err = fabs((double)loss - ref);
   double tol = TK_LOSS_REL * fabs(ref) + TK_LOSS_ABS_PER_FACTOR * fabs(c->factor);
   note(&tk_worst.loss_tol_frac, tol > 0 ? err / tol : (err > 0 ? INFINITY : 0));
+  if (getenv("KDLOSS_TEST_VERBOSE") && err > 0.5 * tol)
+    printf("[ CLOSE    ] %s: %s loss %.9g, reference %.17g: %.2f of tolerance\n", buf, what,
+           (double)loss, ref, err / tol);
   if (ref != 0) note(&tk_worst.loss_rel, err / fabs(ref));
   if (!(err <= tol))
     fail_msg("%s: %s loss %.9g, reference %.17g, error %.3g > tolerance %.3g", buf, what,
@@ -144,6 +147,9 @@ static void check_grad(const tk_case *c, const matrix *g, const double *ref) {
     }
   }
   note(&tk_worst.grad_tol_frac, max_err / tol);
+  if (getenv("KDLOSS_TEST_VERBOSE") && max_err > 0.5 * tol)
+    printf("[ CLOSE    ] %s: grad error %.3g, %.2f of tolerance (max |ref| %.3g)\n", buf, max_err,
+           max_err / tol, max_ref);
   if (max_ref > 0) note(&tk_worst.grad_rel, max_err / max_ref);
   /* The padding between rows and around the matrix is never written. */
   for (size_t k = 0; k < g->floats; k++) {

@@ -1,6 +1,10 @@
 /*
  * Cross-entropy row passes, portable C (libm). The fallback dispatch target and
  * the template the SIMD files follow pass for pass; see src/kernels.h.
+ *
+ * One lane, so sums go straight into double: the SIMD files' float blocks
+ * exist to keep many lanes busy, and a single float accumulator over a block
+ * of 256 would round at ulp(sum) on every add (~5e-7 of zs, seen in tests).
  */
 #include <math.h>
 #include "kernels.h"
@@ -25,18 +29,12 @@ size_t kd_f32_expsum2_scalar(size_t n, const float *s, const float *t,
                              double *zs, double *zt) {
   double ds = 0.0, dt = 0.0;
   size_t first = n;
-  for (size_t j = 0; j < n;) {
-    size_t end = kd_block_end(j, n);
-    float fs = 0.0f, ft = 0.0f;
-    for (; j < end; j++) {
-      if (first == n && s[j] == row->s_max) first = j;
-      es[j] = expf((s[j] - row->s_max) * row->inv_temp);
-      et[j] = expf((t[j] - row->t_max) * row->inv_temp);
-      fs += es[j];
-      ft += et[j];
-    }
-    ds += fs;
-    dt += ft;
+  for (size_t j = 0; j < n; j++) {
+    if (first == n && s[j] == row->s_max) first = j;
+    es[j] = expf((s[j] - row->s_max) * row->inv_temp);
+    et[j] = expf((t[j] - row->t_max) * row->inv_temp);
+    ds += es[j];
+    dt += et[j];
   }
   *zs = ds;
   *zt = dt;
@@ -46,14 +44,9 @@ size_t kd_f32_expsum2_scalar(size_t n, const float *s, const float *t,
 double kd_f32_celoss_scalar(size_t n, const float *es, const float *et,
                             const kd_ce_row *row) {
   double sum = 0.0;
-  for (size_t j = 0; j < n;) {
-    size_t end = kd_block_end(j, n);
-    float f = 0.0f;
-    for (; j < end; j++) {
-      float q = es[j] * row->inv_zs, r = et[j] * row->inv_zt;
-      f += r * logf(q + KD_EPS);
-    }
-    sum += f;
+  for (size_t j = 0; j < n; j++) {
+    float q = es[j] * row->inv_zs, r = et[j] * row->inv_zt;
+    sum += r * logf(q + KD_EPS);
   }
   return sum;
 }
@@ -61,27 +54,19 @@ double kd_f32_celoss_scalar(size_t n, const float *es, const float *et,
 double kd_f32_cestats_scalar(size_t n, const float *s, const float *t, float *es_q,
                              float *et_v, const kd_ce_row *row, double sums[3]) {
   double sum = 0.0, dq = 0.0, dqw = 0.0, dqu = 0.0;
-  for (size_t j = 0; j < n;) {
-    size_t end = kd_block_end(j, n);
-    float f = 0.0f, fq = 0.0f, fqw = 0.0f, fqu = 0.0f;
-    for (; j < end; j++) {
-      float q = es_q[j] * row->inv_zs, r = et_v[j] * row->inv_zt;
-      float d = ((t[j] - s[j]) - row->max_gap) * row->inv_temp + row->log_zs_zt;
-      float diff = fabsf(d) < KD_EXPM1_BAND ? -q * expm1f(d) : q - r;
-      float rcp = 1.0f / (q + KD_EPS);
-      float w = r * rcp, u = (diff + KD_EPS) * rcp;
-      f += r * logf(q + KD_EPS);
-      fq += q;
-      fqw += q * w;
-      fqu += q * u;
-      int u_form = w > 0.5f;
-      es_q[j] = u_form ? -q : q;
-      et_v[j] = u_form ? u : w;
-    }
-    sum += f;
-    dq += fq;
-    dqw += fqw;
-    dqu += fqu;
+  for (size_t j = 0; j < n; j++) {
+    float q = es_q[j] * row->inv_zs, r = et_v[j] * row->inv_zt;
+    float d = ((t[j] - s[j]) - row->max_gap) * row->inv_temp + row->log_zs_zt;
+    float diff = fabsf(d) < KD_EXPM1_BAND ? -q * expm1f(d) : q - r;
+    float rcp = 1.0f / (q + KD_EPS);
+    float w = r * rcp, u = (diff + KD_EPS) * rcp;
+    sum += r * logf(q + KD_EPS);
+    dq += q;
+    dqw += q * w;
+    dqu += q * u;
+    int u_form = w > 0.5f;
+    es_q[j] = u_form ? -q : q;
+    et_v[j] = u_form ? u : w;
   }
   sums[0] = dq;
   sums[1] = dqw;
@@ -89,21 +74,24 @@ double kd_f32_cestats_scalar(size_t n, const float *s, const float *t, float *es
   return sum;
 }
 
-double kd_f32_cegrad_scalar(size_t n, const float *q_signed, const float *v,
-                            const kd_ce_row *row, size_t skip, float *grad) {
-  double sum = 0.0;
-  for (size_t j = 0; j < n;) {
-    size_t end = kd_block_end(j, n);
-    float f = 0.0f;
-    for (; j < end; j++) {
-      float q = fabsf(q_signed[j]);
-      float b = signbit(q_signed[j]) ? v[j] * row->q_sum - row->qu_sum
-                                     : row->qw_sum - v[j] * row->q_sum;
-      float g = row->grad_scale * q * b;
-      grad[j] = g;
-      f += j == skip ? 0.0f : g;
-    }
-    sum += f;
+void kd_f32_cegrad_scalar(size_t n, const float *q_signed, float *v_grad,
+                          const kd_ce_row *row, size_t skip, kd_grad_stats *stats) {
+  double others = 0.0;
+  float max_abs = 0.0f, max_err = 0.0f;
+  for (size_t j = 0; j < n; j++) {
+    float q = fabsf(q_signed[j]), v = v_grad[j];
+    int u_form = signbit(q_signed[j]);
+    float b = u_form ? v * row->q_sum - row->qu_sum : row->qw_sum - v * row->q_sum;
+    float size = fabsf(v) * row->q_sum + (u_form ? fabsf(row->qu_sum) : fabsf(row->qw_sum));
+    float g = row->grad_scale * q * b;
+    float e = fabsf(row->grad_scale) * q * size;
+    v_grad[j] = g;
+    if (j == skip) continue;
+    others += g;
+    max_abs = fabsf(g) > max_abs ? fabsf(g) : max_abs;
+    max_err = e > max_err ? e : max_err;
   }
-  return sum;
+  stats->others = others;
+  stats->max_abs = max_abs;
+  stats->max_err = max_err;
 }

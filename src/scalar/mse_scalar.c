@@ -1,16 +1,11 @@
-/* MSE row passes, portable C. See src/kernels.h. */
+/* MSE row passes, portable C. See src/kernels.h; one lane, so sums are double. */
 #include "kernels.h"
 
 double kd_f32_mse_scalar(size_t n, const float *s, const float *t) {
   double sum = 0.0;
-  for (size_t j = 0; j < n;) {
-    size_t end = kd_block_end(j, n);
-    float f = 0.0f;
-    for (; j < end; j++) {
-      float d = s[j] - t[j];
-      f += d * d;
-    }
-    sum += f;
+  for (size_t j = 0; j < n; j++) {
+    float d = s[j] - t[j];
+    sum += d * d;
   }
   return sum;
 }
@@ -18,15 +13,10 @@ double kd_f32_mse_scalar(size_t n, const float *s, const float *t) {
 double kd_f32_msegrad_scalar(size_t n, const float *s, const float *t,
                              float scale, float *grad) {
   double sum = 0.0;
-  for (size_t j = 0; j < n;) {
-    size_t end = kd_block_end(j, n);
-    float f = 0.0f;
-    for (; j < end; j++) {
-      float d = s[j] - t[j];
-      f += d * d;
-      grad[j] = scale * d;
-    }
-    sum += f;
+  for (size_t j = 0; j < n; j++) {
+    float d = s[j] - t[j];
+    sum += d * d;
+    grad[j] = scale * d;
   }
   return sum;
 }
