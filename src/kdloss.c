@@ -180,13 +180,15 @@ static kd_status ce_rows(const kd_kernels *k, const request *r, double *acc) {
       total += k->celoss(r->cols, es, et, &row);
       continue;
     }
-    double sums[3];
+    kd_ce_sums sums;
     row.log_zs_zt = (float)log(zs / zt);
-    row.max_gap = row.t_max - row.s_max;
-    total += k->cestats(r->cols, s, t, es, et, &row, sums);
-    row.q_sum = (float)sums[0];
-    row.qw_sum = (float)sums[1];
-    row.qu_sum = (float)sums[2];
+    row.max_gap = row.t_max - row.s_max; /* TwoSum: the rounding error too */
+    float bb = row.max_gap - row.t_max;
+    row.max_gap_lo = (row.t_max - (row.max_gap - bb)) + (-row.s_max - bb);
+    total += k->cestats(r->cols, s, t, es, et, &row, &sums);
+    row.q_sum = (float)sums.q;
+    row.qw_sum = (float)sums.qw;
+    row.qu_sum = (float)sums.qu;
     /* zs = 1/q_max: below 2 the most probable class holds over half the mass,
      * and its bracket cancels in either form. The gradient sums to zero over
      * the row, so that class gets minus the sum of the others instead. */
@@ -199,7 +201,9 @@ static kd_status ce_rows(const kd_kernels *k, const request *r, double *acc) {
       max_abs = fabsf(et[argmax]) > max_abs ? fabsf(et[argmax]) : max_abs;
     }
     float *g = r->grad + i * r->ldg;
-    if (st.max_err > KD_COND_LIMIT * max_abs)
+    float size = fabsf(row.grad_scale) * sums.u_size * row.q_sum;
+    size = st.max_err > size ? st.max_err : size;
+    if (size > KD_COND_LIMIT * max_abs)
       ce_grad_row_f64(r->cols, s, t, r->temperature, row.grad_scale, g);
     else
       memcpy(g, et, r->cols * sizeof *g);

@@ -15,7 +15,7 @@
  *   3b. cestats: the same sum; then, per class, w_j = r_j/(q_j + 1e-5) and
  *                u_j = 1 - w_j; es is overwritten with q_j (negated where the
  *                u-form is used, w_j > 0.5) and et with w_j or u_j to match;
- *                sums: sum q, sum q*w, sum q*u.
+ *                sums: sum q, sum q*w, sum q*u (kd_ce_sums).
  *   4. cegrad:   grad_j = scale * q_j * B_j, where B_j = sum_k q_k (w_k - w_j) is
  *                evaluated as   sum(q*w) - w_j * sum(q)   (w-form), or
  *                               u_j * sum(q) - sum(q*u)   (u-form).
@@ -27,8 +27,11 @@
  * u_j = (q_j - r_j + 1e-5)/(q_j + 1e-5) needs q_j - r_j accurately: when r_j/q_j
  * is near 1 it is computed as -q_j * expm1(d_j), with
  * d_j = log(r_j/q_j) = ((t_j - s_j) - (t_max - s_max))/T + log(zs/zt),
- * which float evaluates with relative (not absolute) error: when student and
- * teacher are close, t_j - s_j and t_max - s_max are exact (Sterbenz).
+ * which float evaluates with relative (not absolute) error: t_j - s_j and
+ * t_max - s_max are each carried as a TwoSum pair (value + rounding error), so
+ * their difference is exact at any offset between student and teacher. u_j
+ * itself cancels where q_j - r_j is near -1e-5; cestats reports the size of
+ * what it cancels from (u_size) for the conditioning check below.
  * The row loop then fixes one class: when q_max > 1/2 (zs < 2), B of the most
  * probable class cancels in either form, so it gets minus the sum of the other
  * gradients (the gradient sums to zero over a row); cegrad returns that sum.
@@ -55,6 +58,19 @@
  * keeps a margin for the probabilities' own error (up to ~5e-6 far in the tail). */
 #define KD_COND_LIMIT 10.0f
 
+/* expm1 on |d| < KD_EXPM1_BAND, for the SIMD files: Taylor to degree 8 in
+ * Horner form, d + d^2/2! + ... + d^8/8!. Truncation at |d| = 0.5 is
+ * 0.5^9/9! = 5.4e-9 of expm1(0.5) = 0.65, below float rounding; for small d
+ * the relative error is that of the first terms, ~1 ulp. SLEEF's expm1 is
+ * ~4 times its exp here (perf), and only this band needs it. */
+#define KD_EXPM1_C2 (1.0f / 2)
+#define KD_EXPM1_C3 (1.0f / 6)
+#define KD_EXPM1_C4 (1.0f / 24)
+#define KD_EXPM1_C5 (1.0f / 120)
+#define KD_EXPM1_C6 (1.0f / 720)
+#define KD_EXPM1_C7 (1.0f / 5040)
+#define KD_EXPM1_C8 (1.0f / 40320)
+
 /* End of the block that starts at j. */
 static inline size_t kd_block_end(size_t j, size_t n) {
   return n - j < KD_BLOCK ? n : j + KD_BLOCK;
@@ -63,7 +79,7 @@ static inline size_t kd_block_end(size_t j, size_t n) {
 /* Per-row constants of the cross-entropy passes, filled by the row loop. */
 typedef struct kd_ce_row {
   float s_max, t_max; /* pass 1 */
-  float max_gap;      /* t_max - s_max */
+  float max_gap, max_gap_lo; /* t_max - s_max as a TwoSum pair */
   float inv_temp;     /* 1/T */
   float inv_zs, inv_zt, log_zs_zt; /* after pass 2 */
   float q_sum, qw_sum, qu_sum;     /* after pass 3b */
@@ -80,11 +96,16 @@ typedef size_t (*kd_expsum2_fn)(size_t n, const float *s, const float *t,
 /* Pass 3a. Returns sum_j r_j * log(q_j + 1e-5) (<= 0 up to rounding). */
 typedef double (*kd_celoss_fn)(size_t n, const float *es, const float *et,
                                const kd_ce_row *row);
+/* What pass 3b reports to the row loop. */
+typedef struct kd_ce_sums {
+  double q, qw, qu; /* sum q, sum q*w, sum q*u */
+  float u_size;     /* max over u-form j of q_j * (|q_j - r_j| + 1e-5) / (q_j + 1e-5) */
+} kd_ce_sums;
 /* Pass 3b. As 3a; overwrites es with q_j, negated where the u-form is used
- * (w_j > 0.5), and et with w_j or u_j to match; sums = {sum q, sum q*w, sum q*u}. */
+ * (w_j > 0.5), and et with w_j or u_j to match. */
 typedef double (*kd_cestats_fn)(size_t n, const float *s, const float *t,
                                 float *es_q, float *et_v, const kd_ce_row *row,
-                                double sums[3]);
+                                kd_ce_sums *sums);
 /* What pass 4 reports to the row loop. */
 typedef struct kd_grad_stats {
   double others; /* sum of grad_j over j != skip */
@@ -120,7 +141,7 @@ typedef struct kd_kernels {
                               const kd_ce_row *, float *, float *, double *, double *); \
   double kd_f32_celoss_##isa(size_t, const float *, const float *, const kd_ce_row *); \
   double kd_f32_cestats_##isa(size_t, const float *, const float *, float *,        \
-                              float *, const kd_ce_row *, double[3]);                \
+                              float *, const kd_ce_row *, kd_ce_sums *);             \
   void kd_f32_cegrad_##isa(size_t, const float *, float *, const kd_ce_row *,       \
                            size_t, kd_grad_stats *);                                \
   double kd_f32_mse_##isa(size_t, const float *, const float *);                    \

@@ -106,6 +106,25 @@ static void ce_shifted(void **state) {
   }
 }
 
+/* Student and teacher at different offsets (softmax ignores them): around
+ * -1e4 and -3e4, the float difference t_j - s_j is rounded by 1e-3. */
+static void ce_offsets(void **state) {
+  (void)state;
+  static const float offsets[] = {-2e4f, 2e4f, 90.0f, -1e3f};
+  static const tk_inputs kinds[] = {TK_NEAR, TK_IDENTICAL, TK_RANDOM, TK_PEAKED};
+  for (size_t o = 0; o < 4; o++)
+    for (size_t k = 0; k < 4; k++)
+      for (size_t t = 0; t < NTEMPS; t += 3) {
+        tk_case c = tk_default(KD_CROSS_ENTROPY, 2, 37);
+        c.shift = -1e4f;
+        c.t_offset = offsets[o];
+        c.inputs = kinds[k];
+        c.temperature = temperatures[t];
+        c.seed = 1100 + o * 100 + k * 10 + t;
+        tk_run(&c);
+      }
+}
+
 static void ce_identical(void **state) {
   (void)state;
   static const size_t cols[] = {1, 2, 3, 10, 17, 100, 1000, 32000};
@@ -197,6 +216,7 @@ static void ce_random_sweep(void **state) {
     c.temperature = temperatures[tk_next(&rng) % NTEMPS];
     c.scale = scales[tk_next(&rng) % 6];
     c.shift = (float)(tk_next(&rng) % 3) * 100.0f - 100.0f;
+    c.t_offset = tk_next(&rng) % 4 == 0 ? -2e4f : 0.0f;
     c.factor = tk_next(&rng) % 4 == 0 ? -0.5f : 1.0f;
     c.in_place = (int)(tk_next(&rng) % 2);
     c.seed = tk_next(&rng);
@@ -209,7 +229,7 @@ int main(void) {
       cmocka_unit_test(ce_small_cols),  cmocka_unit_test(ce_large_cols),
       cmocka_unit_test(ce_rows),        cmocka_unit_test(ce_strides_unaligned),
       cmocka_unit_test(ce_temperatures), cmocka_unit_test(ce_shifted),
-      cmocka_unit_test(ce_identical),   cmocka_unit_test(ce_gaps),
+      cmocka_unit_test(ce_offsets),     cmocka_unit_test(ce_identical),   cmocka_unit_test(ce_gaps),
       cmocka_unit_test(ce_masked),      cmocka_unit_test(ce_peaked),
       cmocka_unit_test(ce_factors),     cmocka_unit_test(ce_random_sweep),
   };

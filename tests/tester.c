@@ -36,7 +36,7 @@ void *tk_malloc(size_t bytes) {
 }
 
 tk_case tk_default(kd_distance distance, size_t rows, size_t cols) {
-  tk_case c = {distance, 1.0f, 2.0f, rows, cols, 0, 0, TK_RANDOM, 3.0f, 0.0f, 0, 1};
+  tk_case c = {distance, 1.0f, 2.0f, rows, cols, 0, 0, TK_RANDOM, 3.0f, 0.0f, 0.0f, 0, 1};
   return c;
 }
 
@@ -49,9 +49,10 @@ static const char *inputs_name(tk_inputs k) {
 static void describe(const tk_case *c, char *buf, size_t size) {
   snprintf(buf, size,
            "isa=%s %s rows=%zu cols=%zu ld=+%zu offset=%zu inputs=%s scale=%g shift=%g "
-           "T=%g factor=%g in_place=%d seed=%llu",
+           "t_offset=%g T=%g factor=%g in_place=%d seed=%llu",
            kd_isa_name(kd_get_isa()), c->distance == KD_MSE ? "mse" : "ce", c->rows, c->cols,
-           c->ld_pad, c->offset, inputs_name(c->inputs), c->scale, c->shift, c->temperature,
+           c->ld_pad, c->offset, inputs_name(c->inputs), c->scale, c->shift, c->t_offset,
+           c->temperature,
            c->factor, c->in_place, (unsigned long long)c->seed);
 }
 
@@ -101,6 +102,8 @@ static void fill(const tk_case *c, matrix *s, matrix *t) {
         if (c->inputs == TK_ONE_LEFT || tk_uniform(&rng) < 0.33) tr[j] = -INFINITY;
       }
     }
+    if (c->inputs != TK_SAME_PTR)
+      for (size_t j = 0; j < c->cols; j++) tr[j] += c->t_offset;
     if (c->inputs == TK_PEAKED) {
       sr[keep] += 25.0f;
       tr[keep] += 25.0f;

@@ -31,6 +31,7 @@ typedef struct tk_case {
   size_t offset;   /* every matrix starts this many floats into its allocation */
   tk_inputs inputs;
   float scale, shift;
+  float t_offset;  /* added to the teacher only: softmax ignores it, the kernels must too */
   int in_place;    /* gradient written over the student */
   uint64_t seed;
 } tk_case;

@@ -170,21 +170,26 @@ double kd_f32_celoss_avx2(size_t n, const float *es, const float *et,
 }
 
 /* One vector of pass 3b: the signed q and w-or-u into *q_out, *v_out; adds
- * to the four sums in lanes m. */
+ * to the four sums and to the u_size maximum in lanes m. */
 static inline void kd_cestats_vec(__m256 x, __m256 y, __m256 e_s, __m256 e_t,
                                   const kd_ce_row *row, __m256 m, __m256 *q_out,
                                   __m256 *v_out, __m256 *f, __m256 *fq, __m256 *fqw,
-                                  __m256 *fqu) {
-  const __m256 eps = _mm256_set1_ps(KD_EPS);
+                                  __m256 *fqu, __m256 *u_size) {
+  const __m256 eps = _mm256_set1_ps(KD_EPS), sign = _mm256_set1_ps(-0.0f);
   __m256 q = _mm256_mul_ps(e_s, _mm256_set1_ps(row->inv_zs));
   __m256 r = _mm256_mul_ps(e_t, _mm256_set1_ps(row->inv_zt));
-  /* t_j - s_j first: exact (Sterbenz) where student and teacher are close. */
-  __m256 d = _mm256_fmadd_ps(_mm256_sub_ps(_mm256_sub_ps(y, x), _mm256_set1_ps(row->max_gap)),
-                             _mm256_set1_ps(row->inv_temp), _mm256_set1_ps(row->log_zs_zt));
+  /* t_j - s_j as a TwoSum pair: exact at any offset between the two. */
+  __m256 a = _mm256_sub_ps(y, x), bb = _mm256_sub_ps(a, y);
+  __m256 a_lo = _mm256_add_ps(_mm256_sub_ps(y, _mm256_sub_ps(a, bb)),
+                              _mm256_sub_ps(_mm256_xor_ps(x, sign), bb));
+  __m256 d = _mm256_fmadd_ps(
+      _mm256_add_ps(_mm256_sub_ps(a, _mm256_set1_ps(row->max_gap)),
+                    _mm256_sub_ps(a_lo, _mm256_set1_ps(row->max_gap_lo))),
+      _mm256_set1_ps(row->inv_temp), _mm256_set1_ps(row->log_zs_zt));
   /* The scalar ternary as a select: expm1 of NaN or +-inf (masked classes,
    * lanes past n) is computed but never chosen. */
-  __m256 band = _mm256_cmp_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), d),
-                              _mm256_set1_ps(KD_EXPM1_BAND), _CMP_LT_OQ);
+  __m256 band = _mm256_cmp_ps(_mm256_andnot_ps(sign, d), _mm256_set1_ps(KD_EXPM1_BAND),
+                              _CMP_LT_OQ);
   __m256 diff = _mm256_blendv_ps(_mm256_sub_ps(q, r),
                                  _mm256_fnmadd_ps(q, kd_expm1f(d), _mm256_setzero_ps()), band);
   __m256 rcp = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_add_ps(q, eps));
@@ -194,15 +199,20 @@ static inline void kd_cestats_vec(__m256 x, __m256 y, __m256 e_s, __m256 e_t,
   *fqw = _mm256_blendv_ps(*fqw, _mm256_fmadd_ps(q, w, *fqw), m);
   *fqu = _mm256_blendv_ps(*fqu, _mm256_fmadd_ps(q, u, *fqu), m);
   __m256 u_form = _mm256_cmp_ps(w, _mm256_set1_ps(0.5f), _CMP_GT_OQ);
+  /* max(x, m) keeps m when x is NaN, as the scalar "x > m ? x : m". */
+  __m256 size = _mm256_mul_ps(_mm256_mul_ps(q, _mm256_add_ps(_mm256_andnot_ps(sign, diff), eps)),
+                              rcp);
+  *u_size = _mm256_blendv_ps(*u_size, _mm256_max_ps(size, *u_size), _mm256_and_ps(u_form, m));
   /* -q by the sign bit, so a q of +0 becomes -0 and still marks the u-form. */
-  *q_out = _mm256_xor_ps(q, _mm256_and_ps(u_form, _mm256_set1_ps(-0.0f)));
+  *q_out = _mm256_xor_ps(q, _mm256_and_ps(u_form, sign));
   *v_out = _mm256_blendv_ps(w, u, u_form);
 }
 
 double kd_f32_cestats_avx2(size_t n, const float *s, const float *t, float *es_q,
-                           float *et_v, const kd_ce_row *row, double sums[3]) {
+                           float *et_v, const kd_ce_row *row, kd_ce_sums *sums) {
   const __m256 all = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
   double sum = 0.0, dq = 0.0, dqw = 0.0, dqu = 0.0;
+  __m256 u_size = _mm256_setzero_ps();
   for (size_t j = 0; j < n;) {
     size_t end = kd_block_end(j, n);
     __m256 f[KD_U], fq[KD_U], fqw[KD_U], fqu[KD_U], q, v;
@@ -212,7 +222,7 @@ double kd_f32_cestats_avx2(size_t n, const float *s, const float *t, float *es_q
         size_t i = j + k * W;
         kd_cestats_vec(_mm256_loadu_ps(s + i), _mm256_loadu_ps(t + i),
                        _mm256_loadu_ps(es_q + i), _mm256_loadu_ps(et_v + i), row,
-                       all, &q, &v, &f[k], &fq[k], &fqw[k], &fqu[k]);
+                       all, &q, &v, &f[k], &fq[k], &fqw[k], &fqu[k], &u_size);
         _mm256_storeu_ps(es_q + i, q);
         _mm256_storeu_ps(et_v + i, v);
       }
@@ -221,7 +231,8 @@ double kd_f32_cestats_avx2(size_t n, const float *s, const float *t, float *es_q
       __m256i m = kd_mask(end - j);
       kd_cestats_vec(_mm256_maskload_ps(s + j, m), _mm256_maskload_ps(t + j, m),
                      _mm256_maskload_ps(es_q + j, m), _mm256_maskload_ps(et_v + j, m),
-                     row, _mm256_castsi256_ps(m), &q, &v, &f[0], &fq[0], &fqw[0], &fqu[0]);
+                     row, _mm256_castsi256_ps(m), &q, &v, &f[0], &fq[0], &fqw[0], &fqu[0],
+                     &u_size);
       _mm256_maskstore_ps(es_q + j, m, q);
       _mm256_maskstore_ps(et_v + j, m, v);
     }
@@ -230,9 +241,10 @@ double kd_f32_cestats_avx2(size_t n, const float *s, const float *t, float *es_q
     dqw += kd_hsum_acc(fqw);
     dqu += kd_hsum_acc(fqu);
   }
-  sums[0] = dq;
-  sums[1] = dqw;
-  sums[2] = dqu;
+  sums->q = dq;
+  sums->qw = dqw;
+  sums->qu = dqu;
+  sums->u_size = kd_hmax(u_size);
   return sum;
 }
 

@@ -170,17 +170,22 @@ double kd_f32_celoss_avx512(size_t n, const float *es, const float *et,
 }
 
 /* One vector of pass 3b: the signed q and w-or-u into *q_out, *v_out; adds
- * to the four sums in lanes m. */
+ * to the four sums and to the u_size maximum in lanes m. */
 static inline void kd_cestats_vec(__m512 x, __m512 y, __m512 e_s, __m512 e_t,
                                   const kd_ce_row *row, __mmask16 m, __m512 *q_out,
                                   __m512 *v_out, __m512 *f, __m512 *fq, __m512 *fqw,
-                                  __m512 *fqu) {
+                                  __m512 *fqu, __m512 *u_size) {
   const __m512 eps = _mm512_set1_ps(KD_EPS);
   __m512 q = _mm512_mul_ps(e_s, _mm512_set1_ps(row->inv_zs));
   __m512 r = _mm512_mul_ps(e_t, _mm512_set1_ps(row->inv_zt));
-  /* t_j - s_j first: exact (Sterbenz) where student and teacher are close. */
-  __m512 d = _mm512_fmadd_ps(_mm512_sub_ps(_mm512_sub_ps(y, x), _mm512_set1_ps(row->max_gap)),
-                             _mm512_set1_ps(row->inv_temp), _mm512_set1_ps(row->log_zs_zt));
+  /* t_j - s_j as a TwoSum pair: exact at any offset between the two. */
+  __m512 a = _mm512_sub_ps(y, x), bb = _mm512_sub_ps(a, y);
+  __m512 a_lo = _mm512_add_ps(_mm512_sub_ps(y, _mm512_sub_ps(a, bb)),
+                              _mm512_sub_ps(_mm512_xor_ps(x, _mm512_set1_ps(-0.0f)), bb));
+  __m512 d = _mm512_fmadd_ps(
+      _mm512_add_ps(_mm512_sub_ps(a, _mm512_set1_ps(row->max_gap)),
+                    _mm512_sub_ps(a_lo, _mm512_set1_ps(row->max_gap_lo))),
+      _mm512_set1_ps(row->inv_temp), _mm512_set1_ps(row->log_zs_zt));
   /* The scalar ternary as a select: expm1 of NaN or +-inf (masked classes,
    * lanes past n) is computed but never chosen. SLEEF's expm1 (u10, the only
    * one) is about 60% of this pass's time (perf, 1000 columns). */
@@ -195,14 +200,18 @@ static inline void kd_cestats_vec(__m512 x, __m512 y, __m512 e_s, __m512 e_t,
   *fqw = _mm512_mask3_fmadd_ps(q, w, *fqw, m);
   *fqu = _mm512_mask3_fmadd_ps(q, u, *fqu, m);
   __mmask16 u_form = _mm512_cmp_ps_mask(w, _mm512_set1_ps(0.5f), _CMP_GT_OQ);
+  /* max(x, m) keeps m when x is NaN, as the scalar "x > m ? x : m". */
+  __m512 size = _mm512_mul_ps(_mm512_mul_ps(q, _mm512_add_ps(_mm512_abs_ps(diff), eps)), rcp);
+  *u_size = _mm512_mask_max_ps(*u_size, u_form & m, size, *u_size);
   /* -q by the sign bit, so a q of +0 becomes -0 and still marks the u-form. */
   *q_out = _mm512_mask_xor_ps(q, u_form, q, _mm512_set1_ps(-0.0f));
   *v_out = _mm512_mask_mov_ps(w, u_form, u);
 }
 
 double kd_f32_cestats_avx512(size_t n, const float *s, const float *t, float *es_q,
-                             float *et_v, const kd_ce_row *row, double sums[3]) {
+                             float *et_v, const kd_ce_row *row, kd_ce_sums *sums) {
   double sum = 0.0, dq = 0.0, dqw = 0.0, dqu = 0.0;
+  __m512 u_size = _mm512_setzero_ps();
   for (size_t j = 0; j < n;) {
     size_t end = kd_block_end(j, n);
     __m512 f[KD_U], fq[KD_U], fqw[KD_U], fqu[KD_U], q, v;
@@ -212,7 +221,7 @@ double kd_f32_cestats_avx512(size_t n, const float *s, const float *t, float *es
         size_t i = j + k * W;
         kd_cestats_vec(_mm512_loadu_ps(s + i), _mm512_loadu_ps(t + i),
                        _mm512_loadu_ps(es_q + i), _mm512_loadu_ps(et_v + i), row,
-                       (__mmask16)0xffff, &q, &v, &f[k], &fq[k], &fqw[k], &fqu[k]);
+                       (__mmask16)0xffff, &q, &v, &f[k], &fq[k], &fqw[k], &fqu[k], &u_size);
         _mm512_storeu_ps(es_q + i, q);
         _mm512_storeu_ps(et_v + i, v);
       }
@@ -221,7 +230,7 @@ double kd_f32_cestats_avx512(size_t n, const float *s, const float *t, float *es
       __mmask16 m = kd_mask(end - j);
       kd_cestats_vec(_mm512_maskz_loadu_ps(m, s + j), _mm512_maskz_loadu_ps(m, t + j),
                      _mm512_maskz_loadu_ps(m, es_q + j), _mm512_maskz_loadu_ps(m, et_v + j),
-                     row, m, &q, &v, &f[0], &fq[0], &fqw[0], &fqu[0]);
+                     row, m, &q, &v, &f[0], &fq[0], &fqw[0], &fqu[0], &u_size);
       _mm512_mask_storeu_ps(es_q + j, m, q);
       _mm512_mask_storeu_ps(et_v + j, m, v);
     }
@@ -230,9 +239,10 @@ double kd_f32_cestats_avx512(size_t n, const float *s, const float *t, float *es
     dqw += kd_hsum_acc(fqw);
     dqu += kd_hsum_acc(fqu);
   }
-  sums[0] = dq;
-  sums[1] = dqw;
-  sums[2] = dqu;
+  sums->q = dq;
+  sums->qw = dqw;
+  sums->qu = dqu;
+  sums->u_size = _mm512_reduce_max_ps(u_size);
   return sum;
 }
 

@@ -171,17 +171,20 @@ double kd_f32_celoss_neon(size_t n, const float *es, const float *et,
 }
 
 /* One vector of pass 3b: the signed q and w-or-u into *q_out, *v_out; adds to
- * the four sums. */
+ * the four sums and to the u_size maximum. */
 static inline void kd_cestats_vec(float32x4_t x, float32x4_t y, float32x4_t e_s,
                                   float32x4_t e_t, const kd_ce_row *row, float32x4_t *q_out,
                                   float32x4_t *v_out, float32x4_t *f, float32x4_t *fq,
-                                  float32x4_t *fqw, float32x4_t *fqu) {
+                                  float32x4_t *fqw, float32x4_t *fqu, float32x4_t *u_size) {
   const float32x4_t eps = vdupq_n_f32(KD_EPS);
   float32x4_t q = vmulq_f32(e_s, vdupq_n_f32(row->inv_zs));
   float32x4_t r = vmulq_f32(e_t, vdupq_n_f32(row->inv_zt));
-  /* t_j - s_j first: exact (Sterbenz) where student and teacher are close. */
+  /* t_j - s_j as a TwoSum pair: exact at any offset between the two. */
+  float32x4_t a = vsubq_f32(y, x), bb = vsubq_f32(a, y);
+  float32x4_t a_lo = vaddq_f32(vsubq_f32(y, vsubq_f32(a, bb)), vsubq_f32(vnegq_f32(x), bb));
   float32x4_t d = vfmaq_f32(vdupq_n_f32(row->log_zs_zt),
-                            vsubq_f32(vsubq_f32(y, x), vdupq_n_f32(row->max_gap)),
+                            vaddq_f32(vsubq_f32(a, vdupq_n_f32(row->max_gap)),
+                                      vsubq_f32(a_lo, vdupq_n_f32(row->max_gap_lo))),
                             vdupq_n_f32(row->inv_temp));
   /* The scalar ternary as a select: expm1 of NaN or +-inf (masked classes) is
    * computed but never chosen. |d| < band is false for NaN. */
@@ -194,6 +197,9 @@ static inline void kd_cestats_vec(float32x4_t x, float32x4_t y, float32x4_t e_s,
   *fqw = vfmaq_f32(*fqw, q, w);
   *fqu = vfmaq_f32(*fqu, q, u);
   uint32x4_t u_form = vcgtq_f32(w, vdupq_n_f32(0.5f));
+  /* maxnm, like the scalar "x > m ? x : m", never lets a NaN win. */
+  float32x4_t size = vmulq_f32(vmulq_f32(q, vaddq_f32(vabsq_f32(diff), eps)), rcp);
+  *u_size = vbslq_f32(u_form, vmaxnmq_f32(*u_size, size), *u_size);
   /* -q by the sign bit, so a q of +0 becomes -0 and still marks the u-form. */
   *q_out = vreinterpretq_f32_u32(veorq_u32(vreinterpretq_u32_f32(q),
                                            vandq_u32(u_form, vdupq_n_u32(0x80000000u))));
@@ -201,8 +207,9 @@ static inline void kd_cestats_vec(float32x4_t x, float32x4_t y, float32x4_t e_s,
 }
 
 double kd_f32_cestats_neon(size_t n, const float *s, const float *t, float *es_q,
-                           float *et_v, const kd_ce_row *row, double sums[3]) {
+                           float *et_v, const kd_ce_row *row, kd_ce_sums *sums) {
   double sum = 0.0, dq = 0.0, dqw = 0.0, dqu = 0.0;
+  float32x4_t u_size = vdupq_n_f32(0.0f);
   for (size_t j = 0; j < n;) {
     size_t end = kd_block_end(j, n);
     float32x4_t f[KD_U], fq[KD_U], fqw[KD_U], fqu[KD_U], q, v;
@@ -211,24 +218,27 @@ double kd_f32_cestats_neon(size_t n, const float *s, const float *t, float *es_q
       for (int k = 0; k < KD_U; k++) {
         size_t i = j + k * W;
         kd_cestats_vec(vld1q_f32(s + i), vld1q_f32(t + i), vld1q_f32(es_q + i),
-                       vld1q_f32(et_v + i), row, &q, &v, &f[k], &fq[k], &fqw[k], &fqu[k]);
+                       vld1q_f32(et_v + i), row, &q, &v, &f[k], &fq[k], &fqw[k], &fqu[k],
+                       &u_size);
         vst1q_f32(es_q + i, q);
         vst1q_f32(et_v + i, v);
       }
     }
     for (; j + W <= end; j += W) {
       kd_cestats_vec(vld1q_f32(s + j), vld1q_f32(t + j), vld1q_f32(es_q + j),
-                     vld1q_f32(et_v + j), row, &q, &v, &f[0], &fq[0], &fqw[0], &fqu[0]);
+                     vld1q_f32(et_v + j), row, &q, &v, &f[0], &fq[0], &fqw[0], &fqu[0],
+                     &u_size);
       vst1q_f32(es_q + j, q);
       vst1q_f32(et_v + j, v);
     }
     if (j < end) {
       /* Padding: q = r = 0 and finite logits (d = log(zs/zt) - max_gap/T, maybe
-       * +-inf, never NaN), so w = 0, u = 1 and every term is 0. */
+       * +-inf, never NaN), so w = 0, u = 1, every term is 0 and the lane is
+       * not in the u-form (u_size untouched). */
       size_t k = end - j;
       kd_cestats_vec(kd_neon_load_tail(s + j, k, 0.0f), kd_neon_load_tail(t + j, k, 0.0f),
                      kd_neon_load_tail(es_q + j, k, 0.0f), kd_neon_load_tail(et_v + j, k, 0.0f),
-                     row, &q, &v, &f[0], &fq[0], &fqw[0], &fqu[0]);
+                     row, &q, &v, &f[0], &fq[0], &fqw[0], &fqu[0], &u_size);
       kd_neon_store_tail(es_q + j, k, q);
       kd_neon_store_tail(et_v + j, k, v);
       j = end;
@@ -238,9 +248,10 @@ double kd_f32_cestats_neon(size_t n, const float *s, const float *t, float *es_q
     dqw += kd_hsum_acc(fqw);
     dqu += kd_hsum_acc(fqu);
   }
-  sums[0] = dq;
-  sums[1] = dqw;
-  sums[2] = dqu;
+  sums->q = dq;
+  sums->qw = dqw;
+  sums->qu = dqu;
+  sums->u_size = vmaxnmvq_f32(u_size);
   return sum;
 }
 

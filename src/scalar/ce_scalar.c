@@ -52,11 +52,15 @@ double kd_f32_celoss_scalar(size_t n, const float *es, const float *et,
 }
 
 double kd_f32_cestats_scalar(size_t n, const float *s, const float *t, float *es_q,
-                             float *et_v, const kd_ce_row *row, double sums[3]) {
+                             float *et_v, const kd_ce_row *row, kd_ce_sums *sums) {
   double sum = 0.0, dq = 0.0, dqw = 0.0, dqu = 0.0;
+  float u_size = 0.0f;
   for (size_t j = 0; j < n; j++) {
     float q = es_q[j] * row->inv_zs, r = et_v[j] * row->inv_zt;
-    float d = ((t[j] - s[j]) - row->max_gap) * row->inv_temp + row->log_zs_zt;
+    /* t_j - s_j as a TwoSum pair: exact at any offset between the two. */
+    float a = t[j] - s[j], bb = a - t[j];
+    float a_lo = (t[j] - (a - bb)) + (-s[j] - bb);
+    float d = ((a - row->max_gap) + (a_lo - row->max_gap_lo)) * row->inv_temp + row->log_zs_zt;
     float diff = fabsf(d) < KD_EXPM1_BAND ? -q * expm1f(d) : q - r;
     float rcp = 1.0f / (q + KD_EPS);
     float w = r * rcp, u = (diff + KD_EPS) * rcp;
@@ -65,12 +69,15 @@ double kd_f32_cestats_scalar(size_t n, const float *s, const float *t, float *es
     dqw += q * w;
     dqu += q * u;
     int u_form = w > 0.5f;
+    float size = q * (fabsf(diff) + KD_EPS) * rcp;
+    u_size = u_form && size > u_size ? size : u_size;
     es_q[j] = u_form ? -q : q;
     et_v[j] = u_form ? u : w;
   }
-  sums[0] = dq;
-  sums[1] = dqw;
-  sums[2] = dqu;
+  sums->q = dq;
+  sums->qw = dqw;
+  sums->qu = dqu;
+  sums->u_size = u_size;
   return sum;
 }
 
