@@ -1,0 +1,182 @@
+/*
+ * accuracy_report -- kdloss's measured accuracy against the double-precision
+ * reference (src/scalar/reference.c), per ISA and per entry point, on a sweep
+ * of shapes x temperatures x logit scales with random inputs.
+ *
+ *   build/tools/accuracy_report            (every ISA this CPU and build support)
+ *
+ * Prints one markdown table row per ISA: the maximum and the median, over the
+ * sweep, of
+ *   loss: |loss - ref| / |ref|
+ *   grad: max_ij |grad_ij - ref_ij| / max_ij |ref_ij|
+ * for the cross-entropy (kd_loss_f32 for the loss, kd_loss_grad_f32 for the
+ * gradient) and the MSE. tools/accuracy_torch.py prints PyTorch float32's rows
+ * for the same sweep: the definition and the input generator below are those
+ * of tools/gen_golden.py (SWEEP_*, sweep_seed, sweep_inputs); keep them in step.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kdloss.h"
+#include "reference.h"
+
+static const size_t shapes[][2] = {{1, 10}, {64, 100}, {16, 1000}, {4, 32000}, {1, 128256}};
+static const float temps[] = {0.1f, 0.5f, 1.0f, 2.0f, 4.0f, 10.0f, 100.0f};
+static const double scales[] = {1.0, 5.0, 20.0, 50.0};
+/* MSE: temperature is ignored; its slot in the seed names the input kind. */
+enum { MSE_INDEPENDENT, MSE_NEAR, MSE_KINDS };
+#define NSHAPES (sizeof shapes / sizeof shapes[0])
+#define NTEMPS (sizeof temps / sizeof temps[0])
+#define NSCALES (sizeof scales / sizeof scales[0])
+#define MAX_CASES (NSHAPES * NTEMPS * NSCALES)
+/* The gradient bound of kdloss.h: max|err| <= GRAD_REL max|ref| + GRAD_ABS. */
+#define GRAD_REL 1e-5
+#define GRAD_ABS 1e-30
+
+static uint64_t sweep_seed(kd_distance d, size_t shape_i, size_t temp_i, size_t scale_i) {
+  return 1000003u * ((uint64_t)d + 1) + 10007u * shape_i + 101u * temp_i + scale_i;
+}
+
+/* splitmix64, as tests/tester.c and tools/gen_golden.py. */
+static uint64_t next(uint64_t *state) {
+  uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+static double uniform(uint64_t *state) { return (double)(next(state) >> 11) * 0x1.0p-53; }
+
+static double normal(uint64_t *state) {
+  double u = uniform(state), v = uniform(state);
+  return sqrt(-2.0 * log(1.0 - u)) * cos(6.283185307179586 * v);
+}
+
+/* student = scale*a, teacher = scale*b (MSE_NEAR: scale*(a + 1e-3 b)). */
+static void fill(uint64_t seed, size_t n, double scale, int near, float *s, float *t) {
+  for (size_t k = 0; k < n; k++) {
+    double a = normal(&seed), b = normal(&seed);
+    s[k] = (float)(scale * a);
+    t[k] = (float)(near ? scale * (a + 1e-3 * b) : scale * b);
+  }
+}
+
+typedef struct errors {
+  double v[MAX_CASES];
+  size_t n, skipped;
+  double skipped_abs;
+} errors;
+
+static int by_value(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static void cell(errors *e) {
+  qsort(e->v, e->n, sizeof e->v[0], by_value);
+  double median = e->n % 2 ? e->v[e->n / 2] : 0.5 * (e->v[e->n / 2 - 1] + e->v[e->n / 2]);
+  printf(" %.2e | %.2e |", e->v[e->n - 1], median);
+}
+
+static int measure(kd_distance d, float T, size_t rows, size_t cols, uint64_t seed, double scale,
+                   int near, float *s, float *t, float *g, double *ref_grad, errors *loss_err,
+                   errors *grad_err) {
+  size_t n = rows * cols;
+  fill(seed, n, scale, near, s, t);
+  double ref = kd_reference_f64(d, 1.0, T, rows, cols, s, cols, t, cols, ref_grad);
+  float loss;
+  kd_status st = kd_loss_f32(d, 1.0f, T, rows, cols, s, cols, t, cols, &loss);
+  if (st == KD_OK) st = kd_loss_grad_f32(d, 1.0f, T, rows, cols, s, cols, t, cols, NULL, g, cols);
+  if (st != KD_OK || isnan(ref)) {
+    fprintf(stderr, "accuracy_report: %s, T %g, %zux%zu: %s\n", d == KD_MSE ? "mse" : "ce",
+            (double)T, rows, cols, kd_status_str(st));
+    return 0;
+  }
+  double max_ref = 0, max_err = 0;
+  /* Ternaries, not fmax: aarch64-linux-gnu-gcc 12.2 at -O3 has an internal
+   * compiler error (vect_transform_reduction) on a double fmax reduction. */
+  for (size_t k = 0; k < n; k++) {
+    double r = fabs(ref_grad[k]), e = fabs((double)g[k] - ref_grad[k]);
+    max_ref = r > max_ref ? r : max_ref;
+    max_err = e > max_err ? e : max_err;
+  }
+  loss_err->v[loss_err->n++] = fabs((double)loss - ref) / fabs(ref);
+  /* At low T a gradient can be entirely tiny (1e-35, 1e-60: every
+   * q_j (S - w_j) near or below float's range), where no float32 result has
+   * relative accuracy and kdloss.h's bound is its absolute floor 1e-30.
+   * Relative errors are ranked only where the relative part of the bound
+   * binds (1e-5 max|ref| >= 1e-30); the other cases are counted, with their
+   * worst absolute error. */
+  if (GRAD_REL * max_ref >= GRAD_ABS) {
+    grad_err->v[grad_err->n++] = max_err / max_ref;
+  } else {
+    grad_err->skipped++;
+    grad_err->skipped_abs = fmax(grad_err->skipped_abs, max_err);
+  }
+  return 1;
+}
+
+int main(void) {
+  size_t max_n = 0;
+  for (size_t i = 0; i < NSHAPES; i++)
+    max_n = shapes[i][0] * shapes[i][1] > max_n ? shapes[i][0] * shapes[i][1] : max_n;
+  float *s = malloc(max_n * sizeof *s), *t = malloc(max_n * sizeof *t);
+  float *g = malloc(max_n * sizeof *g);
+  double *ref_grad = malloc(max_n * sizeof *ref_grad);
+  static errors ce_loss, ce_grad, mse_loss, mse_grad;
+  if (!s || !t || !g || !ref_grad) return 1;
+
+  printf("kdloss %s against the double reference: %zu cross-entropy cases (shapes x T x "
+         "scales), %zu MSE cases (shapes x {independent, near} x scales)\n\n",
+         kd_version_string(), NSHAPES * NTEMPS * NSCALES, NSHAPES * MSE_KINDS * NSCALES);
+  printf("| implementation | CE loss max | CE loss median | CE grad max | CE grad median "
+         "| MSE loss max | MSE loss median | MSE grad max | MSE grad median |\n");
+  printf("|---|---|---|---|---|---|---|---|---|\n");
+  int ok = 1;
+  size_t skipped = 0;
+  double skipped_abs = 0;
+  for (kd_isa isa = KD_ISA_SCALAR; isa <= KD_ISA_NEON; isa++) {
+    if (!kd_isa_supported(isa)) continue;
+    if (kd_set_isa(isa) != KD_OK || kd_get_isa() != isa) {
+      fprintf(stderr, "accuracy_report: kd_set_isa(%s) did not take\n", kd_isa_name(isa));
+      return 1;
+    }
+    memset(&ce_loss, 0, sizeof ce_loss);
+    memset(&ce_grad, 0, sizeof ce_grad);
+    memset(&mse_loss, 0, sizeof mse_loss);
+    memset(&mse_grad, 0, sizeof mse_grad);
+    for (size_t i = 0; i < NSHAPES; i++)
+      for (size_t k = 0; k < NSCALES; k++) {
+        for (size_t j = 0; j < NTEMPS; j++)
+          ok &= measure(KD_CROSS_ENTROPY, temps[j], shapes[i][0], shapes[i][1],
+                        sweep_seed(KD_CROSS_ENTROPY, i, j, k), scales[k], 0, s, t, g, ref_grad,
+                        &ce_loss, &ce_grad);
+        for (int kind = 0; kind < MSE_KINDS; kind++)
+          ok &= measure(KD_MSE, 1.0f, shapes[i][0], shapes[i][1],
+                        sweep_seed(KD_MSE, i, (size_t)kind, k), scales[k], kind == MSE_NEAR, s,
+                        t, g, ref_grad, &mse_loss, &mse_grad);
+      }
+    printf("| kdloss %s |", kd_isa_name(isa));
+    cell(&ce_loss);
+    cell(&ce_grad);
+    cell(&mse_loss);
+    cell(&mse_grad);
+    printf("\n");
+    skipped = ce_grad.skipped + mse_grad.skipped;
+    skipped_abs = fmax(skipped_abs, fmax(ce_grad.skipped_abs, mse_grad.skipped_abs));
+  }
+  if (skipped)
+    printf("\nGradient columns leave out the %zu cases per ISA whose reference gradient is "
+           "below 1e-25 everywhere (there the bound is the absolute 1e-30); their largest "
+           "absolute error, any ISA: %.2e.\n",
+           skipped, skipped_abs);
+  kd_set_isa(KD_ISA_AUTO);
+  free(s);
+  free(t);
+  free(g);
+  free(ref_grad);
+  return ok ? 0 : 1;
+}
