@@ -25,7 +25,18 @@
  * 1.36-1.54 ns per element with u35, 1.94-2.60 with u10, same worst error). */
 #define kd_logf Sleef_logf8_u35avx2
 #define kd_expf Sleef_expf8_u10avx2
-#define kd_expm1f Sleef_expm1f8_u10avx2
+
+/* expm1 on |d| < KD_EXPM1_BAND only: see ce_avx512.c. */
+static inline __m256 kd_expm1f_band(__m256 d) {
+  __m256 p = _mm256_set1_ps(KD_EXPM1_C8);
+  p = _mm256_fmadd_ps(p, d, _mm256_set1_ps(KD_EXPM1_C7));
+  p = _mm256_fmadd_ps(p, d, _mm256_set1_ps(KD_EXPM1_C6));
+  p = _mm256_fmadd_ps(p, d, _mm256_set1_ps(KD_EXPM1_C5));
+  p = _mm256_fmadd_ps(p, d, _mm256_set1_ps(KD_EXPM1_C4));
+  p = _mm256_fmadd_ps(p, d, _mm256_set1_ps(KD_EXPM1_C3));
+  p = _mm256_fmadd_ps(p, d, _mm256_set1_ps(KD_EXPM1_C2));
+  return _mm256_fmadd_ps(p, _mm256_mul_ps(d, d), d);
+}
 
 /* The first k lanes (all of them when k >= W), as a maskload mask. */
 static inline __m256i kd_mask(size_t k) {
@@ -186,12 +197,12 @@ static inline void kd_cestats_vec(__m256 x, __m256 y, __m256 e_s, __m256 e_t,
       _mm256_add_ps(_mm256_sub_ps(a, _mm256_set1_ps(row->max_gap)),
                     _mm256_sub_ps(a_lo, _mm256_set1_ps(row->max_gap_lo))),
       _mm256_set1_ps(row->inv_temp), _mm256_set1_ps(row->log_zs_zt));
-  /* The scalar ternary as a select: expm1 of NaN or +-inf (masked classes,
-   * lanes past n) is computed but never chosen. */
+  /* The scalar ternary as a select: the polynomial of NaN or +-inf (masked
+   * classes, lanes past n) is computed but never chosen. */
   __m256 band = _mm256_cmp_ps(_mm256_andnot_ps(sign, d), _mm256_set1_ps(KD_EXPM1_BAND),
                               _CMP_LT_OQ);
   __m256 diff = _mm256_blendv_ps(_mm256_sub_ps(q, r),
-                                 _mm256_fnmadd_ps(q, kd_expm1f(d), _mm256_setzero_ps()), band);
+                                 _mm256_fnmadd_ps(q, kd_expm1f_band(d), _mm256_setzero_ps()), band);
   __m256 rcp = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_add_ps(q, eps));
   __m256 w = _mm256_mul_ps(r, rcp), u = _mm256_mul_ps(_mm256_add_ps(diff, eps), rcp);
   *f = _mm256_blendv_ps(*f, _mm256_fmadd_ps(r, kd_logf(_mm256_add_ps(q, eps)), *f), m);

@@ -38,7 +38,20 @@
  */
 #define kd_logf Sleef_logf16_u35avx512f
 #define kd_expf Sleef_expf16_u10avx512f
-#define kd_expm1f Sleef_expm1f16_u10avx512f
+
+/* expm1 on |d| < KD_EXPM1_BAND only (kernels.h): d + d^2 (C2 + C3 d + ... +
+ * C8 d^6), Horner with FMA. Outside the band (NaN and +-inf included) the
+ * result is garbage that the caller never selects. */
+static inline __m512 kd_expm1f_band(__m512 d) {
+  __m512 p = _mm512_set1_ps(KD_EXPM1_C8);
+  p = _mm512_fmadd_ps(p, d, _mm512_set1_ps(KD_EXPM1_C7));
+  p = _mm512_fmadd_ps(p, d, _mm512_set1_ps(KD_EXPM1_C6));
+  p = _mm512_fmadd_ps(p, d, _mm512_set1_ps(KD_EXPM1_C5));
+  p = _mm512_fmadd_ps(p, d, _mm512_set1_ps(KD_EXPM1_C4));
+  p = _mm512_fmadd_ps(p, d, _mm512_set1_ps(KD_EXPM1_C3));
+  p = _mm512_fmadd_ps(p, d, _mm512_set1_ps(KD_EXPM1_C2));
+  return _mm512_fmadd_ps(p, _mm512_mul_ps(d, d), d);
+}
 
 /* The first k lanes (all of them when k >= W). */
 static inline __mmask16 kd_mask(size_t k) {
@@ -186,13 +199,12 @@ static inline void kd_cestats_vec(__m512 x, __m512 y, __m512 e_s, __m512 e_t,
       _mm512_add_ps(_mm512_sub_ps(a, _mm512_set1_ps(row->max_gap)),
                     _mm512_sub_ps(a_lo, _mm512_set1_ps(row->max_gap_lo))),
       _mm512_set1_ps(row->inv_temp), _mm512_set1_ps(row->log_zs_zt));
-  /* The scalar ternary as a select: expm1 of NaN or +-inf (masked classes,
-   * lanes past n) is computed but never chosen. SLEEF's expm1 (u10, the only
-   * one) is about 60% of this pass's time (perf, 1000 columns). */
+  /* The scalar ternary as a select: the polynomial of NaN or +-inf (masked
+   * classes, lanes past n) is computed but never chosen. */
   __mmask16 band = _mm512_cmp_ps_mask(_mm512_abs_ps(d), _mm512_set1_ps(KD_EXPM1_BAND),
                                       _CMP_LT_OQ);
   __m512 diff = _mm512_mask_mov_ps(_mm512_sub_ps(q, r), band,
-                                   _mm512_fnmadd_ps(q, kd_expm1f(d), _mm512_setzero_ps()));
+                                   _mm512_fnmadd_ps(q, kd_expm1f_band(d), _mm512_setzero_ps()));
   __m512 rcp = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(q, eps));
   __m512 w = _mm512_mul_ps(r, rcp), u = _mm512_mul_ps(_mm512_add_ps(diff, eps), rcp);
   *f = _mm512_mask3_fmadd_ps(r, kd_logf(_mm512_add_ps(q, eps)), *f, m);

@@ -28,7 +28,18 @@
 /* log: the u35 variant, as on x86 (accuracy argument in ce_avx512.c). */
 #define kd_logf Sleef_logf4_u35advsimd
 #define kd_expf Sleef_expf4_u10advsimd
-#define kd_expm1f Sleef_expm1f4_u10advsimd
+
+/* expm1 on |d| < KD_EXPM1_BAND only: see ce_avx512.c. */
+static inline float32x4_t kd_expm1f_band(float32x4_t d) {
+  float32x4_t p = vdupq_n_f32(KD_EXPM1_C8);
+  p = vfmaq_f32(vdupq_n_f32(KD_EXPM1_C7), p, d);
+  p = vfmaq_f32(vdupq_n_f32(KD_EXPM1_C6), p, d);
+  p = vfmaq_f32(vdupq_n_f32(KD_EXPM1_C5), p, d);
+  p = vfmaq_f32(vdupq_n_f32(KD_EXPM1_C4), p, d);
+  p = vfmaq_f32(vdupq_n_f32(KD_EXPM1_C3), p, d);
+  p = vfmaq_f32(vdupq_n_f32(KD_EXPM1_C2), p, d);
+  return vfmaq_f32(d, p, vmulq_f32(d, d));
+}
 
 /* A block's float partial sums, added lane-wise in double. */
 static inline double kd_hsum(float32x4_t v) {
@@ -186,10 +197,10 @@ static inline void kd_cestats_vec(float32x4_t x, float32x4_t y, float32x4_t e_s,
                             vaddq_f32(vsubq_f32(a, vdupq_n_f32(row->max_gap)),
                                       vsubq_f32(a_lo, vdupq_n_f32(row->max_gap_lo))),
                             vdupq_n_f32(row->inv_temp));
-  /* The scalar ternary as a select: expm1 of NaN or +-inf (masked classes) is
-   * computed but never chosen. |d| < band is false for NaN. */
+  /* The scalar ternary as a select: the polynomial of NaN or +-inf (masked
+   * classes) is computed but never chosen. |d| < band is false for NaN. */
   uint32x4_t band = vcaltq_f32(d, vdupq_n_f32(KD_EXPM1_BAND));
-  float32x4_t diff = vbslq_f32(band, vnegq_f32(vmulq_f32(q, kd_expm1f(d))), vsubq_f32(q, r));
+  float32x4_t diff = vbslq_f32(band, vnegq_f32(vmulq_f32(q, kd_expm1f_band(d))), vsubq_f32(q, r));
   float32x4_t rcp = vdivq_f32(vdupq_n_f32(1.0f), vaddq_f32(q, eps));
   float32x4_t w = vmulq_f32(r, rcp), u = vmulq_f32(vaddq_f32(diff, eps), rcp);
   *f = vfmaq_f32(*f, r, kd_logf(vaddq_f32(q, eps)));
