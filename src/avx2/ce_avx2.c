@@ -284,7 +284,9 @@ static inline __m256 kd_cegrad_vec(__m256 q_signed, __m256 v, const kd_ce_row *r
 }
 
 void kd_f32_cegrad_avx2(size_t n, const float *q_signed, float *v_grad,
-                        const kd_ce_row *row, size_t skip, kd_grad_stats *stats) {
+                        const kd_ce_row *row_in, size_t skip, kd_grad_stats *stats) {
+  /* A local copy of *row: see kd_f32_cegrad_avx512. */
+  const kd_ce_row row_copy = *row_in, *row = &row_copy;
   const __m256 sign = _mm256_set1_ps(-0.0f);
   double others = 0.0;
   __m256 max_abs = _mm256_setzero_ps(), max_err = _mm256_setzero_ps();

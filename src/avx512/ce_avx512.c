@@ -281,7 +281,12 @@ static inline __m512 kd_cegrad_vec(__m512 q_signed, __m512 v, const kd_ce_row *r
 }
 
 void kd_f32_cegrad_avx512(size_t n, const float *q_signed, float *v_grad,
-                          const kd_ce_row *row, size_t skip, kd_grad_stats *stats) {
+                          const kd_ce_row *row_in, size_t skip, kd_grad_stats *stats) {
+  /* A local copy of *row: v_grad is a float * and could alias its float
+   * fields, so without it every field was reloaded after every store.
+   * Measured, kernel alone, 1000 columns, in cache, min of 300 x 200 calls:
+   * AVX-512 0.281 -> 0.234 ns per element, AVX2 0.584 -> 0.460. */
+  const kd_ce_row row_copy = *row_in, *row = &row_copy;
   double others = 0.0;
   __m512 max_abs = _mm512_setzero_ps(), max_err = _mm512_setzero_ps();
   for (size_t j = 0; j < n;) {

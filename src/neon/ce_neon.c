@@ -305,7 +305,10 @@ static inline void kd_cegrad_acc(float32x4_t g, float32x4_t e, uint32x4_t keep, 
 }
 
 void kd_f32_cegrad_neon(size_t n, const float *q_signed, float *v_grad,
-                        const kd_ce_row *row, size_t skip, kd_grad_stats *stats) {
+                        const kd_ce_row *row_in, size_t skip, kd_grad_stats *stats) {
+  /* A local copy of *row: see kd_f32_cegrad_avx512 (the same aliasing; not
+   * timed on ARM, only under qemu). */
+  const kd_ce_row row_copy = *row_in, *row = &row_copy;
   double others = 0.0;
   float32x4_t max_abs = vdupq_n_f32(0.0f), max_err = max_abs, g, e;
   for (size_t j = 0; j < n;) {
