@@ -203,6 +203,8 @@ static inline void kd_cestats_vec(__m256 x, __m256 y, __m256 e_s, __m256 e_t,
                               _CMP_LT_OQ);
   __m256 diff = _mm256_blendv_ps(_mm256_sub_ps(q, r),
                                  _mm256_fnmadd_ps(q, kd_expm1f_band(d), _mm256_setzero_ps()), band);
+  /* A division: rcp_ps needs two Newton steps to match it (one leaves 1.96
+   * ulp), and measured no faster (cestats 2.07 vs 2.14 ns per element). */
   __m256 rcp = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_add_ps(q, eps));
   __m256 w = _mm256_mul_ps(r, rcp), u = _mm256_mul_ps(_mm256_add_ps(diff, eps), rcp);
   *f = _mm256_blendv_ps(*f, _mm256_fmadd_ps(r, kd_logf(_mm256_add_ps(q, eps)), *f), m);

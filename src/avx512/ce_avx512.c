@@ -205,6 +205,10 @@ static inline void kd_cestats_vec(__m512 x, __m512 y, __m512 e_s, __m512 e_t,
                                       _CMP_LT_OQ);
   __m512 diff = _mm512_mask_mov_ps(_mm512_sub_ps(q, r), band,
                                    _mm512_fnmadd_ps(q, kd_expm1f_band(d), _mm512_setzero_ps()));
+  /* A division: rcp14 + one Newton step (max error 0.53 ulp) was measured no
+   * faster, cestats 1.112 vs 1.119 ns per element (1000 columns, in cache);
+   * neither was a log-only loop per block ahead of this body to avoid the
+   * spills around the SLEEF call (5%, AVX2 none), nor -fno-plt (within noise). */
   __m512 rcp = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(q, eps));
   __m512 w = _mm512_mul_ps(r, rcp), u = _mm512_mul_ps(_mm512_add_ps(diff, eps), rcp);
   *f = _mm512_mask3_fmadd_ps(r, kd_logf(_mm512_add_ps(q, eps)), *f, m);
