@@ -216,6 +216,7 @@ void tk_run(const tk_case *c) {
 }
 
 void tk_print_worst(const char *isa) {
+  if (tk_worst.cases == 0) return; /* a group without accuracy cases */
   printf("[ worst    ] %s: %zu cases; loss error %.3g of tolerance (max relative %.3g); "
          "grad error %.3g of tolerance (max relative to max|ref| %.3g)\n",
          isa, tk_worst.cases, tk_worst.loss_tol_frac, tk_worst.loss_rel, tk_worst.grad_tol_frac,

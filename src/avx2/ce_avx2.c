@@ -16,8 +16,7 @@
 #include <sleef.h>
 #include <math.h>
 #include "kernels.h"
-
-#define W 8 /* floats per vector */
+#include "vec_avx2.h"
 /* Accumulators per sum: see ce_avx512.c. */
 #define KD_U 2
 
@@ -38,25 +37,7 @@ static inline __m256 kd_expm1f_band(__m256 d) {
   return _mm256_fmadd_ps(p, _mm256_mul_ps(d, d), d);
 }
 
-/* The first k lanes (all of them when k >= W), as a maskload mask. */
-static inline __m256i kd_mask(size_t k) {
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(k >= W ? W : (int)k),
-                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
-/* A block's float partial sums, added lane-wise in double. */
-static inline double kd_hsum(__m256 v) {
-  __m256d d = _mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)),
-                            _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
-  __m128d h = _mm_add_pd(_mm256_castpd256_pd128(d), _mm256_extractf128_pd(d, 1));
-  return _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h)));
-}
-
-static inline double kd_hsum_acc(const __m256 *acc) {
-  __m256 v = acc[0];
-  for (int k = 1; k < KD_U; k++) v = _mm256_add_ps(v, acc[k]);
-  return kd_hsum(v);
-}
+#define kd_hsum_acc(acc) kd_hsum_n((acc), KD_U)
 
 static inline float kd_hmax(__m256 v) {
   __m128 h = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));

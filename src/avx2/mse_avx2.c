@@ -8,24 +8,11 @@
 #include <immintrin.h>
 #include <sleef.h>
 #include "kernels.h"
+#include "vec_avx2.h"
 
-#define W 8 /* floats per vector */
 /* Accumulators: see mse_avx512.c. */
 #define KD_U 4
-
-static inline __m256i kd_mask(size_t k) {
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(k >= W ? W : (int)k),
-                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
-static inline double kd_hsum_acc(const __m256 *acc) {
-  __m256 v = acc[0];
-  for (int k = 1; k < KD_U; k++) v = _mm256_add_ps(v, acc[k]);
-  __m256d d = _mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)),
-                            _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
-  __m128d h = _mm_add_pd(_mm256_castpd256_pd128(d), _mm256_extractf128_pd(d, 1));
-  return _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h)));
-}
+#define kd_hsum_acc(acc) kd_hsum_n((acc), KD_U)
 
 double kd_f32_mse_avx2(size_t n, const float *s, const float *t) {
   double sum = 0.0;

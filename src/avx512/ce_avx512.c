@@ -16,8 +16,7 @@
 #include <sleef.h>
 #include <math.h>
 #include "kernels.h"
-
-#define W 16 /* floats per vector */
+#include "vec_avx512.h"
 /* Accumulators per sum. The cross-entropy passes wait on SLEEF, which is
  * called (libsleef is a shared library: every live vector is spilled around
  * each call), not on add latency. Measured, kernel alone, 1000 columns, ns
@@ -53,23 +52,7 @@ static inline __m512 kd_expm1f_band(__m512 d) {
   return _mm512_fmadd_ps(p, _mm512_mul_ps(d, d), d);
 }
 
-/* The first k lanes (all of them when k >= W). */
-static inline __mmask16 kd_mask(size_t k) {
-  return k >= W ? (__mmask16)0xffff : (__mmask16)((1u << k) - 1u);
-}
-
-/* A block's float partial sums, added lane-wise in double. */
-static inline double kd_hsum(__m512 v) {
-  __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
-  __m512d hi = _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1));
-  return _mm512_reduce_add_pd(_mm512_add_pd(lo, hi));
-}
-
-static inline double kd_hsum_acc(const __m512 *acc) {
-  __m512 v = acc[0];
-  for (int k = 1; k < KD_U; k++) v = _mm512_add_ps(v, acc[k]);
-  return kd_hsum(v);
-}
+#define kd_hsum_acc(acc) kd_hsum_n((acc), KD_U)
 
 int kd_f32_rmax2_avx512(size_t n, const float *s, const float *t,
                         float *s_max, float *t_max) {

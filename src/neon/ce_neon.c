@@ -7,7 +7,7 @@
  * Vectors: KD_U independent accumulators per sum, KD_U vectors per step, then
  * single vectors. AdvSIMD has no masked loads or stores, so the last partial
  * vector of a row (under W elements) goes through a padded stack buffer
- * (tail_neon.h): nothing past n is touched and no pointer needs alignment. The
+ * (vec_neon.h): nothing past n is touched and no pointer needs alignment. The
  * padding is chosen per pass so that its lanes add nothing to any sum or
  * maximum: -inf logits in passes 1-2 (exp(-inf) = 0), zero q and r after.
  */
@@ -18,9 +18,8 @@
 #include <sleef.h>
 #include <math.h>
 #include "kernels.h"
-#include "tail_neon.h"
+#include "vec_neon.h"
 
-#define W 4 /* floats per vector */
 /* Accumulators per sum: as on x86 (see ce_avx512.c), the passes wait on SLEEF
  * calls, and 2 keeps two independent call chains in flight. */
 #define KD_U 2
@@ -41,16 +40,7 @@ static inline float32x4_t kd_expm1f_band(float32x4_t d) {
   return vfmaq_f32(d, p, vmulq_f32(d, d));
 }
 
-/* A block's float partial sums, added lane-wise in double. */
-static inline double kd_hsum(float32x4_t v) {
-  return vaddvq_f64(vaddq_f64(vcvt_f64_f32(vget_low_f32(v)), vcvt_high_f64_f32(v)));
-}
-
-static inline double kd_hsum_acc(const float32x4_t *acc) {
-  float32x4_t v = acc[0];
-  for (int k = 1; k < KD_U; k++) v = vaddq_f32(v, acc[k]);
-  return kd_hsum(v);
-}
+#define kd_hsum_acc(acc) kd_hsum_n((acc), KD_U)
 
 /* One vector of pass 1. */
 static inline void kd_rmax2_vec(float32x4_t x, float32x4_t y, float32x4_t *ms,

@@ -1,25 +1,20 @@
 /*
  * MSE row passes, aarch64 AdvSIMD. The structure of src/scalar/mse_scalar.c and
  * src/avx2/mse_avx2.c: a float sum per KD_BLOCK elements joining a double. The
- * last partial vector goes through a zero-padded stack buffer (tail_neon.h).
+ * last partial vector goes through a zero-padded stack buffer (vec_neon.h).
  */
 #if !defined(__ARM_NEON)
 #error "mse_neon.c needs AdvSIMD (__ARM_NEON; baseline on aarch64)"
 #endif
 #include <arm_neon.h>
 #include "kernels.h"
-#include "tail_neon.h"
+#include "vec_neon.h"
 
-#define W 4 /* floats per vector */
 /* Accumulators: one fma per vector, so the loop is bound by fma latency
  * unless several chains run side by side (as on x86, see mse_avx512.c). */
 #define KD_U 4
 
-static inline double kd_hsum_acc(const float32x4_t *acc) {
-  float32x4_t v = acc[0];
-  for (int k = 1; k < KD_U; k++) v = vaddq_f32(v, acc[k]);
-  return vaddvq_f64(vaddq_f64(vcvt_f64_f32(vget_low_f32(v)), vcvt_high_f64_f32(v)));
-}
+#define kd_hsum_acc(acc) kd_hsum_n((acc), KD_U)
 
 double kd_f32_mse_neon(size_t n, const float *s, const float *t) {
   double sum = 0.0;

@@ -1,6 +1,9 @@
 /*
  * floor.h -- the floors kdloss's kernels are measured against, one set per
- * ISA, each in its own file built with that ISA's flags (floor_<isa>.c).
+ * ISA, each in its own file built with that ISA's flags (src/<isa>/floor_<isa>.c,
+ * beside the kernels, since only src/<isa>/ is built with SIMD flags). They are
+ * not part of the library: each is a static library of its own that only the
+ * benchmarks link.
  *
  * exp2log: the transcendental work of a cross-entropy row and nothing else:
  *   per element two SLEEF exps and one SLEEF log, sum_j exp(t_j) * log(exp(s_j) + 1e-5),
