@@ -37,7 +37,7 @@ done
 # 2. The linked library: each function using ymm/zmm is defined by an ISA object.
 so=$(find "$build/src" -maxdepth 1 -name 'libkdloss.so*' -type f | sort | head -n 1)
 if [ -n "$so" ]; then
-  isa_syms=$(find "$build/src/avx2" "$build/src/avx512" -name '*.o' 2>/dev/null |
+  isa_syms=$(find "$build/src" \( -name '*_avx2.c.o' -o -name '*_avx512.c.o' \) 2>/dev/null |
              xargs -r "$NM" --defined-only | awk 'NF == 3 && $2 ~ /[tT]/ { print $3 }' | sort -u)
   users=$("$OBJDUMP" -d --no-show-raw-insn "$so" | awk '
     /^[0-9a-f]+ <.*>:$/ { fn = substr($2, 2, length($2) - 3); next }
