@@ -193,20 +193,22 @@ static kd_status ce_rows(const kd_kernels *k, const request *r, double *acc) {
      * and its bracket cancels in either form. The gradient sums to zero over
      * the row, so that class gets minus the sum of the others instead. */
     int dominant = zs < 2.0;
+    /* In place, the gradient goes to scratch first: the student row must
+     * survive until the row is known not to need the double path. */
+    float *g = r->grad + i * r->ldg, *out = g == s ? et : g;
     kd_grad_stats st;
-    k->cegrad(r->cols, es, et, &row, dominant ? argmax : r->cols, &st);
+    k->cegrad(r->cols, es, et, out, &row, dominant ? argmax : r->cols, &st);
     float max_abs = st.max_abs;
     if (dominant) {
-      et[argmax] = (float)-st.others;
-      max_abs = fabsf(et[argmax]) > max_abs ? fabsf(et[argmax]) : max_abs;
+      out[argmax] = (float)-st.others;
+      max_abs = fabsf(out[argmax]) > max_abs ? fabsf(out[argmax]) : max_abs;
     }
-    float *g = r->grad + i * r->ldg;
     float size = fabsf(row.grad_scale) * sums.u_size * row.q_sum;
     size = st.max_err > size ? st.max_err : size;
     if (size > KD_COND_LIMIT * max_abs)
       ce_grad_row_f64(r->cols, s, t, r->temperature, row.grad_scale, g);
-    else
-      memcpy(g, et, r->cols * sizeof *g);
+    else if (out != g)
+      memcpy(g, out, r->cols * sizeof *g);
   }
   if (es != stack) free(es);
   *acc = total;

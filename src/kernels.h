@@ -114,9 +114,10 @@ typedef struct kd_grad_stats {
                     form's sum: the size of what B_j cancels from, which the
                     rounding error is proportional to */
 } kd_grad_stats;
-/* Pass 4. Overwrites v with grad_j, in scratch: the row loop decides whether
- * the row is well conditioned before anything reaches the caller's grad. */
-typedef void (*kd_cegrad_fn)(size_t n, const float *q_signed, float *v_grad,
+/* Pass 4. Writes grad_j to grad, which may be v itself (the row loop passes
+ * the scratch when grad is the student in place: the student must survive
+ * until the row is known to be well conditioned). */
+typedef void (*kd_cegrad_fn)(size_t n, const float *q_signed, const float *v, float *grad,
                              const kd_ce_row *row, size_t skip, kd_grad_stats *stats);
 /* MSE: sum_j (s_j - t_j)^2. */
 typedef double (*kd_mse_fn)(size_t n, const float *s, const float *t);
@@ -142,8 +143,8 @@ typedef struct kd_kernels {
   double kd_f32_celoss_##isa(size_t, const float *, const float *, const kd_ce_row *); \
   double kd_f32_cestats_##isa(size_t, const float *, const float *, float *,        \
                               float *, const kd_ce_row *, kd_ce_sums *);             \
-  void kd_f32_cegrad_##isa(size_t, const float *, float *, const kd_ce_row *,       \
-                           size_t, kd_grad_stats *);                                \
+  void kd_f32_cegrad_##isa(size_t, const float *, const float *, float *,           \
+                           const kd_ce_row *, size_t, kd_grad_stats *);             \
   double kd_f32_mse_##isa(size_t, const float *, const float *);                    \
   double kd_f32_msegrad_##isa(size_t, const float *, const float *, float, float *);
 

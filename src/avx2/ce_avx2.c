@@ -266,7 +266,7 @@ static inline __m256 kd_cegrad_vec(__m256 q_signed, __m256 v, const kd_ce_row *r
   return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(row->grad_scale), q), b);
 }
 
-void kd_f32_cegrad_avx2(size_t n, const float *q_signed, float *v_grad,
+void kd_f32_cegrad_avx2(size_t n, const float *q_signed, const float *v, float *grad,
                         const kd_ce_row *row_in, size_t skip, kd_grad_stats *stats) {
   /* A local copy of *row: see kd_f32_cegrad_avx512. */
   const kd_ce_row row_copy = *row_in, *row = &row_copy;
@@ -280,9 +280,9 @@ void kd_f32_cegrad_avx2(size_t n, const float *q_signed, float *v_grad,
     for (; j + KD_U * W <= end; j += KD_U * W) {
       for (int k = 0; k < KD_U; k++) {
         size_t i = j + k * W;
-        __m256 g = kd_cegrad_vec(_mm256_loadu_ps(q_signed + i), _mm256_loadu_ps(v_grad + i),
+        __m256 g = kd_cegrad_vec(_mm256_loadu_ps(q_signed + i), _mm256_loadu_ps(v + i),
                                  row, &e);
-        _mm256_storeu_ps(v_grad + i, g);
+        _mm256_storeu_ps(grad + i, g);
         __m256 keep = kd_keep(skip, i);
         f[k] = _mm256_add_ps(f[k], _mm256_and_ps(keep, g));
         /* Both maxima start at 0 and take values >= 0: lanes zeroed drop out;
@@ -294,8 +294,8 @@ void kd_f32_cegrad_avx2(size_t n, const float *q_signed, float *v_grad,
     for (; j < end; j += W) {
       __m256i m = kd_mask(end - j);
       __m256 g = kd_cegrad_vec(_mm256_maskload_ps(q_signed + j, m),
-                               _mm256_maskload_ps(v_grad + j, m), row, &e);
-      _mm256_maskstore_ps(v_grad + j, m, g);
+                               _mm256_maskload_ps(v + j, m), row, &e);
+      _mm256_maskstore_ps(grad + j, m, g);
       __m256 keep = _mm256_and_ps(_mm256_castsi256_ps(m), kd_keep(skip, j));
       f[0] = _mm256_add_ps(f[0], _mm256_and_ps(keep, g));
       max_abs = _mm256_max_ps(_mm256_and_ps(keep, _mm256_andnot_ps(sign, g)), max_abs);

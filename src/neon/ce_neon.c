@@ -294,7 +294,7 @@ static inline void kd_cegrad_acc(float32x4_t g, float32x4_t e, uint32x4_t keep, 
   *max_err = vmaxnmq_f32(*max_err, vbslq_f32(keep, e, zero));
 }
 
-void kd_f32_cegrad_neon(size_t n, const float *q_signed, float *v_grad,
+void kd_f32_cegrad_neon(size_t n, const float *q_signed, const float *v, float *grad,
                         const kd_ce_row *row_in, size_t skip, kd_grad_stats *stats) {
   /* A local copy of *row: see kd_f32_cegrad_avx512 (the same aliasing; not
    * timed on ARM, only under qemu). */
@@ -308,21 +308,21 @@ void kd_f32_cegrad_neon(size_t n, const float *q_signed, float *v_grad,
     for (; j + KD_U * W <= end; j += KD_U * W) {
       for (int k = 0; k < KD_U; k++) {
         size_t i = j + k * W;
-        kd_cegrad_vec(vld1q_f32(q_signed + i), vld1q_f32(v_grad + i), row, &g, &e);
-        vst1q_f32(v_grad + i, g);
+        kd_cegrad_vec(vld1q_f32(q_signed + i), vld1q_f32(v + i), row, &g, &e);
+        vst1q_f32(grad + i, g);
         kd_cegrad_acc(g, e, kd_keep(skip, i), &f[k], &max_abs, &max_err);
       }
     }
     for (; j + W <= end; j += W) {
-      kd_cegrad_vec(vld1q_f32(q_signed + j), vld1q_f32(v_grad + j), row, &g, &e);
-      vst1q_f32(v_grad + j, g);
+      kd_cegrad_vec(vld1q_f32(q_signed + j), vld1q_f32(v + j), row, &g, &e);
+      vst1q_f32(grad + j, g);
       kd_cegrad_acc(g, e, kd_keep(skip, j), &f[0], &max_abs, &max_err);
     }
     if (j < end) { /* padding: q = 0 and v = 0, so g = e = 0 */
       size_t k = end - j;
       kd_cegrad_vec(kd_neon_load_tail(q_signed + j, k, 0.0f),
-                    kd_neon_load_tail(v_grad + j, k, 0.0f), row, &g, &e);
-      kd_neon_store_tail(v_grad + j, k, g);
+                    kd_neon_load_tail(v + j, k, 0.0f), row, &g, &e);
+      kd_neon_store_tail(grad + j, k, g);
       kd_cegrad_acc(g, e, kd_keep(skip, j), &f[0], &max_abs, &max_err);
       j = end;
     }

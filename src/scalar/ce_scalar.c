@@ -81,18 +81,18 @@ double kd_f32_cestats_scalar(size_t n, const float *s, const float *t, float *es
   return sum;
 }
 
-void kd_f32_cegrad_scalar(size_t n, const float *q_signed, float *v_grad,
+void kd_f32_cegrad_scalar(size_t n, const float *q_signed, const float *v, float *grad,
                           const kd_ce_row *row, size_t skip, kd_grad_stats *stats) {
   double others = 0.0;
   float max_abs = 0.0f, max_err = 0.0f;
   for (size_t j = 0; j < n; j++) {
-    float q = fabsf(q_signed[j]), v = v_grad[j];
+    float q = fabsf(q_signed[j]), vj = v[j];
     int u_form = signbit(q_signed[j]);
-    float b = u_form ? v * row->q_sum - row->qu_sum : row->qw_sum - v * row->q_sum;
-    float size = fabsf(v) * row->q_sum + (u_form ? fabsf(row->qu_sum) : fabsf(row->qw_sum));
+    float b = u_form ? vj * row->q_sum - row->qu_sum : row->qw_sum - vj * row->q_sum;
+    float size = fabsf(vj) * row->q_sum + (u_form ? fabsf(row->qu_sum) : fabsf(row->qw_sum));
     float g = row->grad_scale * q * b;
     float e = fabsf(row->grad_scale) * q * size;
-    v_grad[j] = g;
+    grad[j] = g;
     if (j == skip) continue;
     others += g;
     max_abs = fabsf(g) > max_abs ? fabsf(g) : max_abs;
