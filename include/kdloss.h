@@ -94,9 +94,13 @@ typedef enum kd_status {
  * loss: where the scalar result goes (required).
  * Argument checks, in this order: distance (KD_ERR_DISTANCE), NULL pointers,
  * rows/cols zero or overflowing (KD_ERR_SHAPE), ld < cols (KD_ERR_STRIDE),
- * factor (KD_ERR_FACTOR), temperature for cross-entropy (KD_ERR_TEMPERATURE).
- * Scratch: cross-entropy rows wider than a few thousand classes use one heap
- * buffer of 8*cols bytes per call (KD_ERR_NOMEM if it cannot be had).
+ * sizes again with the strides (KD_ERR_SHAPE), factor (KD_ERR_FACTOR),
+ * temperature for cross-entropy (KD_ERR_TEMPERATURE: NaN, infinite, <= 0, or
+ * subnormal, whose reciprocal overflows), then loss pointing into an input
+ * (KD_ERR_ALIAS).
+ * Scratch: cross-entropy rows of more than 2048 classes use one heap buffer
+ * of 8*cols bytes per call (KD_ERR_NOMEM if it cannot be had, nothing written);
+ * narrower rows use 16 KiB of stack.
  */
 KD_API kd_status kd_loss_f32(kd_distance distance, float factor, float temperature,
                              size_t rows, size_t cols,
@@ -107,7 +111,13 @@ KD_API kd_status kd_loss_f32(kd_distance distance, float factor, float temperatu
 /*
  * Loss and gradient with respect to the student. loss may be NULL (gradient
  * only); grad (required) receives rows x cols values with leading dimension
- * ld_grad >= cols. Same checks as kd_loss_f32, then KD_ERR_ALIAS.
+ * ld_grad >= cols. Same checks as kd_loss_f32; KD_ERR_FACTOR also when the
+ * gradient's scale, factor/(rows*T) or 2*factor/(rows*cols), overflows float;
+ * then KD_ERR_ALIAS for grad overlapping an input other than exactly in place,
+ * or loss inside grad or an input.
+ * Cost: a cross-entropy row whose gradient would cancel in float by more than
+ * 10x (student and teacher nearly equal on nearly flat or on extremely peaked
+ * rows) is recomputed in double: correct, and several times slower.
  */
 KD_API kd_status kd_loss_grad_f32(kd_distance distance, float factor, float temperature,
                                   size_t rows, size_t cols,

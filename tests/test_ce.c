@@ -191,6 +191,34 @@ static void ce_peaked(void **state) {
   }
 }
 
+/* Rows whose float gradient cancels: student == teacher on nearly flat logits
+ * (spread/T down to 1e-3) and two near-tied top classes. The row loop redoes
+ * them in double; the contract holds as everywhere. */
+static void ce_ill_conditioned(void **state) {
+  (void)state;
+  static const size_t cols[] = {2, 3, 17, 1000};
+  for (size_t k = 0; k < 4; k++) {
+    for (int flat = 0; flat < 3; flat++) {
+      tk_case c = tk_default(KD_CROSS_ENTROPY, 2, cols[k]);
+      c.inputs = flat == 2 ? TK_NEAR : TK_IDENTICAL;
+      c.scale = flat == 0 ? 0.1f : 0.01f;
+      c.temperature = 100.0f;
+      c.seed = 1200 + k * 10 + (uint64_t)flat;
+      tk_run(&c);
+      c.in_place = 1;
+      tk_run(&c);
+    }
+  }
+  /* Two top classes 1e-3 apart, the rest far below, identical inputs. */
+  for (size_t k = 1; k < 4; k++) {
+    tk_case c = tk_default(KD_CROSS_ENTROPY, 3, cols[k]);
+    c.inputs = TK_TIED;
+    c.temperature = 1.0f;
+    c.seed = 1300 + k;
+    tk_run(&c);
+  }
+}
+
 static void ce_factors(void **state) {
   (void)state;
   static const float factors[] = {0.0f, 1.0f, -1.0f, 2.5f, 1e-3f, 1e4f};
@@ -231,7 +259,7 @@ int main(void) {
       cmocka_unit_test(ce_temperatures), cmocka_unit_test(ce_shifted),
       cmocka_unit_test(ce_offsets),     cmocka_unit_test(ce_identical),   cmocka_unit_test(ce_gaps),
       cmocka_unit_test(ce_masked),      cmocka_unit_test(ce_peaked),
-      cmocka_unit_test(ce_factors),     cmocka_unit_test(ce_random_sweep),
+      cmocka_unit_test(ce_ill_conditioned), cmocka_unit_test(ce_factors),     cmocka_unit_test(ce_random_sweep),
   };
   return tk_run_per_isa("ce", tests, sizeof tests / sizeof tests[0]);
 }

@@ -42,7 +42,7 @@ tk_case tk_default(kd_distance distance, size_t rows, size_t cols) {
 
 static const char *inputs_name(tk_inputs k) {
   static const char *names[] = {"random", "identical", "same-ptr", "near",
-                                "gaps",   "masked",    "peaked",   "one-left"};
+                                "gaps",   "masked",    "peaked",   "one-left", "tied"};
   return names[k];
 }
 
@@ -82,6 +82,7 @@ static void fill(const tk_case *c, matrix *s, matrix *t) {
         break;
       case TK_IDENTICAL:
       case TK_SAME_PTR:
+      case TK_TIED:
         sr[j] = tr[j] = (float)(c->scale * a + c->shift);
         break;
       case TK_NEAR:
@@ -104,6 +105,12 @@ static void fill(const tk_case *c, matrix *s, matrix *t) {
     }
     if (c->inputs != TK_SAME_PTR)
       for (size_t j = 0; j < c->cols; j++) tr[j] += c->t_offset;
+    if (c->inputs == TK_TIED) {
+      size_t other = (keep + 1) % c->cols;
+      for (size_t j = 0; j < c->cols; j++) sr[j] = tr[j] = sr[j] - 30.0f - c->scale * 3.0f;
+      sr[keep] = tr[keep] = c->shift + 10.0f;
+      sr[other] = tr[other] = c->shift + 10.001f;
+    }
     if (c->inputs == TK_PEAKED) {
       sr[keep] += 25.0f;
       tr[keep] += 25.0f;

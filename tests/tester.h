@@ -20,7 +20,8 @@ typedef enum tk_inputs {
   TK_GAPS,      /* uniform in [-scale, scale] + shift: gaps of hundreds when scale is */
   TK_MASKED,    /* random, about a third of each row -inf (at least one class left) */
   TK_PEAKED,    /* random, one class per row raised by 25: q_max near 1 */
-  TK_ONE_LEFT   /* every class -inf but one per row */
+  TK_ONE_LEFT,  /* every class -inf but one per row */
+  TK_TIED       /* identical; two top classes 1e-3 apart, the rest 30 or more below */
 } tk_inputs;
 
 typedef struct tk_case {
