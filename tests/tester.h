@@ -49,7 +49,7 @@ void tk_run(const tk_case *c);
 typedef struct tk_stats {
   size_t cases;
   double loss_tol_frac, grad_tol_frac;
-  double loss_rel, grad_rel; /* |err|/|ref|, max|err|/max|ref| (ref != 0) */
+  double loss_rel, grad_rel; /* |err|/|ref|; max|err|/max|ref| where max|ref| > 1e-25 */
 } tk_stats;
 extern tk_stats tk_worst;
 void tk_print_worst(const char *isa);
