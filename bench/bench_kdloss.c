@@ -35,6 +35,7 @@
 #include "gbench_c.h"
 #include "kdloss.h"
 #include "kernels.h" /* kd_cpu_has: tells "the CPU lacks it" from "the build lacks it" */
+#include "rng.h"     /* the tests' generator */
 
 #define TEMPERATURE 2.0f
 #define FACTOR 1.0f
@@ -120,23 +121,9 @@ static const kd_isa host_isas[] = {
 
 /* ---- inputs ---- */
 
-static uint64_t splitmix64(uint64_t *state) {
-  uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-/* n standard normals (Box-Muller on 53-bit uniforms in (0, 1)). */
+/* n standard normals, from the generator the tests use. */
 static void fill_normal(float *x, size_t n, uint64_t seed) {
-  const double two_pi = 6.283185307179586;
-  for (size_t i = 0; i < n; i += 2) {
-    double u1 = ((double)(splitmix64(&seed) >> 11) + 0.5) * 0x1p-53;
-    double u2 = ((double)(splitmix64(&seed) >> 11) + 0.5) * 0x1p-53;
-    double r = sqrt(-2.0 * log(u1));
-    x[i] = (float)(r * cos(two_pi * u2));
-    if (i + 1 < n) x[i + 1] = (float)(r * sin(two_pi * u2));
-  }
+  for (size_t i = 0; i < n; i++) x[i] = (float)tk_normal(&seed);
 }
 
 /* The largest inputs asked for so far; smaller shapes use their beginning. */

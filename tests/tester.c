@@ -13,22 +13,6 @@
 
 tk_stats tk_worst;
 
-uint64_t tk_next(uint64_t *state) {
-  uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-double tk_uniform(uint64_t *state) {
-  return (double)(tk_next(state) >> 11) * 0x1.0p-53;
-}
-
-double tk_normal(uint64_t *state) {
-  double u = tk_uniform(state), v = tk_uniform(state);
-  return sqrt(-2.0 * log(1.0 - u)) * cos(6.283185307179586 * v);
-}
-
 void *tk_malloc(size_t bytes) {
   void *p = malloc(bytes ? bytes : 1);
   assert_non_null(p);

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "kdloss.h"
+#include "rng.h" /* tk_next, tk_uniform, tk_normal */
 
 typedef enum tk_inputs {
   TK_RANDOM,    /* student, teacher independent: scale * N(0,1) + shift */
@@ -59,10 +60,6 @@ void tk_print_worst(const char *isa);
 struct CMUnitTest;
 int tk_run_per_isa(const char *suite, const struct CMUnitTest *tests, size_t count);
 
-/* Deterministic generator (splitmix64) and helpers for tests. */
-uint64_t tk_next(uint64_t *state);
-double tk_uniform(uint64_t *state);  /* [0, 1) */
-double tk_normal(uint64_t *state);
 
 /* malloc that fails the test on NULL. */
 void *tk_malloc(size_t bytes);

@@ -22,6 +22,8 @@
 
 #include "kdloss.h"
 #include "reference.h"
+#include "rng.h"       /* the generator of tests/ and tools/gen_golden.py */
+#include "tolerance.h" /* TK_GRAD_REL, TK_GRAD_ABS */
 
 static const size_t shapes[][2] = {{1, 10}, {64, 100}, {16, 1000}, {4, 32000}, {1, 128256}};
 static const float temps[] = {0.1f, 0.5f, 1.0f, 2.0f, 4.0f, 10.0f, 100.0f};
@@ -32,33 +34,15 @@ enum { MSE_INDEPENDENT, MSE_NEAR, MSE_KINDS };
 #define NTEMPS (sizeof temps / sizeof temps[0])
 #define NSCALES (sizeof scales / sizeof scales[0])
 #define MAX_CASES (NSHAPES * NTEMPS * NSCALES)
-/* The gradient bound of kdloss.h: max|err| <= GRAD_REL max|ref| + GRAD_ABS. */
-#define GRAD_REL 1e-5
-#define GRAD_ABS 1e-30
 
 static uint64_t sweep_seed(kd_distance d, size_t shape_i, size_t temp_i, size_t scale_i) {
   return 1000003u * ((uint64_t)d + 1) + 10007u * shape_i + 101u * temp_i + scale_i;
 }
 
-/* splitmix64, as tests/tester.c and tools/gen_golden.py. */
-static uint64_t next(uint64_t *state) {
-  uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-static double uniform(uint64_t *state) { return (double)(next(state) >> 11) * 0x1.0p-53; }
-
-static double normal(uint64_t *state) {
-  double u = uniform(state), v = uniform(state);
-  return sqrt(-2.0 * log(1.0 - u)) * cos(6.283185307179586 * v);
-}
-
 /* student = scale*a, teacher = scale*b (MSE_NEAR: scale*(a + 1e-3 b)). */
 static void fill(uint64_t seed, size_t n, double scale, int near, float *s, float *t) {
   for (size_t k = 0; k < n; k++) {
-    double a = normal(&seed), b = normal(&seed);
+    double a = tk_normal(&seed), b = tk_normal(&seed);
     s[k] = (float)(scale * a);
     t[k] = (float)(near ? scale * (a + 1e-3 * b) : scale * b);
   }
@@ -110,7 +94,7 @@ static int measure(kd_distance d, float T, size_t rows, size_t cols, uint64_t se
    * Relative errors are ranked only where the relative part of the bound
    * binds (1e-5 max|ref| >= 1e-30); the other cases are counted, with their
    * worst absolute error. */
-  if (GRAD_REL * max_ref >= GRAD_ABS) {
+  if (TK_GRAD_REL * max_ref >= TK_GRAD_ABS) {
     grad_err->v[grad_err->n++] = max_err / max_ref;
   } else {
     grad_err->skipped++;
