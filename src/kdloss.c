@@ -64,15 +64,16 @@ typedef struct request {
   size_t rows, cols;
   const float *s, *t;
   size_t lds, ldt;
-  float *loss; /* may be NULL when grad is set */
-  float *grad; /* NULL: loss only */
+  float *loss;   /* may be NULL when with_grad */
+  float *grad;   /* required when with_grad */
   size_t ldg;
+  int with_grad; /* kd_loss_grad_f32 */
 } request;
 
 /* Every argument error, in the documented order, before any work. */
 static kd_status check(const request *r) {
   if (r->distance != KD_CROSS_ENTROPY && r->distance != KD_MSE) return KD_ERR_DISTANCE;
-  if (!r->s || !r->t || (!r->grad && !r->loss)) return KD_ERR_NULL;
+  if (!r->s || !r->t || (r->with_grad ? !r->grad : !r->loss)) return KD_ERR_NULL;
   if (r->rows == 0 || r->cols == 0) return KD_ERR_SHAPE;
   /* rows*cols and the scratch (2*cols floats) must be countable in bytes. */
   if (r->rows > SIZE_MAX / r->cols || r->rows * r->cols > SIZE_MAX / sizeof(float) ||
@@ -284,9 +285,7 @@ KD_API kd_status kd_loss_f32(kd_distance distance, float factor, float temperatu
                              const float *teacher, size_t ld_teacher,
                              float *loss) {
   request r = {distance, factor, temperature, rows, cols, student, teacher,
-               ld_student, ld_teacher, loss, NULL, 0};
-  if (!loss) return distance != KD_CROSS_ENTROPY && distance != KD_MSE ? KD_ERR_DISTANCE
-                                                                        : KD_ERR_NULL;
+               ld_student, ld_teacher, loss, NULL, 0, 0};
   return run(&r);
 }
 
@@ -297,8 +296,6 @@ KD_API kd_status kd_loss_grad_f32(kd_distance distance, float factor, float temp
                                   float *loss,
                                   float *grad, size_t ld_grad) {
   request r = {distance, factor, temperature, rows, cols, student, teacher,
-               ld_student, ld_teacher, loss, grad, ld_grad};
-  if (!grad) return distance != KD_CROSS_ENTROPY && distance != KD_MSE ? KD_ERR_DISTANCE
-                                                                        : KD_ERR_NULL;
+               ld_student, ld_teacher, loss, grad, ld_grad, 1};
   return run(&r);
 }
