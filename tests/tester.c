@@ -208,6 +208,23 @@ void tk_run(const tk_case *c) {
   free(t.base);
 }
 
+void tk_run_strides(tk_case c, uint64_t seed0) {
+  static const size_t pads[] = {0, 1, 7, 16};
+  static const size_t cols[] = {1, 5, 16, 17, 31, 100};
+  for (size_t p = 0; p < sizeof pads / sizeof pads[0]; p++)
+    for (size_t k = 0; k < sizeof cols / sizeof cols[0]; k++)
+      for (size_t off = 0; off <= 1; off++) {
+        c.cols = cols[k];
+        c.ld_pad = pads[p];
+        c.offset = off;
+        c.seed = seed0 + p * 100 + k * 10 + off;
+        c.in_place = 0;
+        tk_run(&c);
+        c.in_place = 1;
+        tk_run(&c);
+      }
+}
+
 void tk_print_worst(const char *isa) {
   if (tk_worst.cases == 0) return; /* a group without accuracy cases */
   printf("[ worst    ] %s: %zu cases; loss error %.3g of tolerance (max relative %.3g); "

@@ -45,6 +45,11 @@ tk_case tk_default(kd_distance distance, size_t rows, size_t cols);
  * any violation of the contract. */
 void tk_run(const tk_case *c);
 
+/* The case at every leading-dimension padding {0, 1, 7, 16}, widths {1, 5,
+ * 16, 17, 31, 100}, pointers aligned and 1 float off, out of place and in
+ * place; seeds from seed0. */
+void tk_run_strides(tk_case c, uint64_t seed0);
+
 /* Worst error seen by tk_run since the last reset, as a fraction of the
  * tolerance (<= 1 passes) and as a relative error. */
 typedef struct tk_stats {
