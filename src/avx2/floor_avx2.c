@@ -1,6 +1,6 @@
 /*
  * The floors of floor.h for AVX2+FMA, with SLEEF's AVX2 functions. Built with
- * -mavx2 -mfma as its own static library; the rest of bench/ is baseline.
+ * -mavx2 -mfma as its own static library, linked only into the benchmarks.
  * floor_avx512.c and floor_neon.c follow this file line for line.
  */
 #if !defined(__AVX2__) || !defined(__FMA__)
@@ -10,19 +10,11 @@
 #include <immintrin.h>
 #include <sleef.h>
 #include "floor.h"
+#include "vec_avx2.h" /* W, kd_mask, kd_hsum */
 
-#define LANES 8
-
-static inline float hsum(__m256 v) {
-  __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  x = _mm_add_ps(x, _mm_movehl_ps(x, x));
-  return _mm_cvtss_f32(_mm_add_ss(x, _mm_movehdup_ps(x)));
-}
-
-/* Lanes below r (0 < r < LANES) set. */
-static inline __m256i tail_mask(size_t r) {
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)r), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
+#define LANES W
+#define tail_mask kd_mask
+#define hsum(v) ((float)kd_hsum(v))
 
 /* One vector of the exp2log floor: exp(t) * log(exp(s) + 1e-5). */
 static inline __attribute__((always_inline)) __m256 exp2log(__m256 s, __m256 t,

@@ -11,17 +11,11 @@
 #include <immintrin.h>
 #include <sleef.h>
 #include "floor.h"
+#include "vec_avx512.h" /* W, kd_mask, kd_hsum */
 
-#define LANES 16
-
-static inline float hsum(__m512 v) {
-  return _mm512_reduce_add_ps(v);
-}
-
-/* Lanes below r (0 < r < LANES) set. */
-static inline __mmask16 tail_mask(size_t r) {
-  return (__mmask16)((1u << r) - 1u);
-}
+#define LANES W
+#define tail_mask kd_mask
+#define hsum(v) ((float)kd_hsum(v))
 
 /* One vector of the exp2log floor: exp(t) * log(exp(s) + 1e-5). */
 static inline __attribute__((always_inline)) __m512 exp2log(__m512 s, __m512 t,

@@ -10,20 +10,10 @@
 #include <arm_neon.h>
 #include <sleef.h>
 #include "floor.h"
+#include "vec_neon.h" /* W, kd_hsum, kd_neon_load_tail */
 
-#define LANES 4
-
-static inline float hsum(float32x4_t v) {
-  return vaddvq_f32(v);
-}
-
-/* The first r (0 < r < LANES) values of p, zeros after: NEON has no masked
- * load, and reading past the end of the array is not allowed. */
-static inline float32x4_t load_tail(const float *p, size_t r) {
-  float buf[LANES] = {0.0f, 0.0f, 0.0f, 0.0f};
-  for (size_t i = 0; i < r; i++) buf[i] = p[i];
-  return vld1q_f32(buf);
-}
+#define LANES W
+#define hsum(v) ((float)kd_hsum(v))
 
 /* One vector of the exp2log floor: exp(t) * log(exp(s) + 1e-5). */
 static inline __attribute__((always_inline)) float32x4_t exp2log(
@@ -40,7 +30,8 @@ static inline __attribute__((always_inline)) float exp2log_sum(
     acc = vaddq_f32(acc, exp2log(vld1q_f32(s + j), vld1q_f32(t + j), logf4));
   if (j < n) {
     uint32x4_t m = vcltq_u32((uint32x4_t){0, 1, 2, 3}, vdupq_n_u32((uint32_t)(n - j)));
-    float32x4_t v = exp2log(load_tail(s + j, n - j), load_tail(t + j, n - j), logf4);
+    float32x4_t v = exp2log(kd_neon_load_tail(s + j, n - j, 0.0f),
+                            kd_neon_load_tail(t + j, n - j, 0.0f), logf4);
     acc = vaddq_f32(acc, vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(v), m)));
   }
   return hsum(acc);
