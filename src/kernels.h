@@ -40,8 +40,9 @@
  * KD_COND_LIMIT (two near-tied top classes with student == teacher, logits
  * nearly flat at a high temperature) is redone in double, from the logits.
  *
- * Sums run in float over blocks of KD_BLOCK elements and in double across
- * blocks, so a 128256-class row keeps ~1e-7 relative error.
+ * In the SIMD files sums run in float over blocks of KD_BLOCK elements and in
+ * double across blocks, so a 128256-class row keeps ~1e-7 relative error; the
+ * scalar file, with one lane, sums in double directly.
  */
 #ifndef KD_KERNELS_H
 #define KD_KERNELS_H
