@@ -1,4 +1,4 @@
-/* Non-finite inputs and aliasing, on every ISA: the per-ISA kernels do the
+/* Non-finite inputs on every ISA: the per-ISA kernels do the NaN/+inf
  * NaN/+inf detection, so every tail position is tried on each. */
 #include <math.h>
 #include <setjmp.h>
