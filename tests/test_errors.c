@@ -1,5 +1,5 @@
 /* Non-finite inputs on every ISA: the per-ISA kernels do the NaN/+inf
- * NaN/+inf detection, so every tail position is tried on each. */
+ * detection, so every tail position is tried on each. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
