@@ -168,6 +168,9 @@ static kd_status ce_rows(const kd_kernels *k, const request *r, double *acc) {
   double total = 0.0;
   for (size_t i = 0; i < r->rows; i++) {
     const float *s = r->s + i * r->lds, *t = r->t + i * r->ldt;
+    int last = i + 1 == r->rows;
+    row.next_s = last ? s : s + r->lds;
+    row.next_t = last ? t : t + r->ldt;
     if (k->rmax2(r->cols, s, t, &row.s_max, &row.t_max) || row.s_max == -INFINITY ||
         row.t_max == -INFINITY) {
       status = KD_ERR_NONFINITE;

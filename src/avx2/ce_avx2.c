@@ -95,6 +95,7 @@ size_t kd_f32_expsum2_avx2(size_t n, const float *s, const float *t,
     for (; j + KD_U * W <= end; j += KD_U * W) {
       for (int k = 0; k < KD_U; k++) {
         size_t i = j + k * W;
+        if (i % 16 == 0) kd_prefetch_next(row, i);
         __m256 x = _mm256_loadu_ps(s + i), y = _mm256_loadu_ps(t + i);
         if (first == n) {
           int e = _mm256_movemask_ps(_mm256_cmp_ps(x, smax, _CMP_EQ_OQ));

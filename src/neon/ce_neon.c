@@ -108,6 +108,7 @@ size_t kd_f32_expsum2_neon(size_t n, const float *s, const float *t,
     for (; j + KD_U * W <= end; j += KD_U * W) {
       for (int k = 0; k < KD_U; k++) {
         size_t i = j + k * W;
+        if (i % 16 == 0) kd_prefetch_next(row, i);
         float32x4_t x = vld1q_f32(s + i);
         if (first == n) first = kd_first_eq(x, row->s_max, i, W, n);
         kd_expsum2_vec(x, vld1q_f32(t + i), row, &a, &b, &fs[k], &ft[k]);

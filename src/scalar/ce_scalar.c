@@ -30,6 +30,7 @@ size_t kd_f32_expsum2_scalar(size_t n, const float *s, const float *t,
   double ds = 0.0, dt = 0.0;
   size_t first = n;
   for (size_t j = 0; j < n; j++) {
+    if (j % 16 == 0) kd_prefetch_next(row, j);
     if (first == n && s[j] == row->s_max) first = j;
     es[j] = expf((s[j] - row->s_max) * row->inv_temp);
     et[j] = expf((t[j] - row->t_max) * row->inv_temp);
