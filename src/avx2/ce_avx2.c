@@ -23,7 +23,7 @@
 /* log: the u35 variant; see ce_avx512.c for the measurements (AVX2 celoss
  * 1.36-1.54 ns per element with u35, 1.94-2.60 with u10, same worst error). */
 #define kd_logf Sleef_logf8_u35avx2
-#define kd_expf Sleef_expf8_u10avx2
+#define kd_expf Sleef_expf8_u10avx2 /* not exp2f: see ce_avx512.c */
 
 /* expm1 on |d| < KD_EXPM1_BAND only: see ce_avx512.c. */
 static inline __m256 kd_expm1f_band(__m256 d) {
