@@ -4,7 +4,10 @@
  * For every ISA this CPU and build support: the four entry points
  * (cross-entropy loss, cross-entropy loss+gradient, MSE loss, MSE
  * loss+gradient) at the shapes below, and the floors of floor.h over the same
- * element counts, all in one binary so every ratio comes from one run. An ISA
+ * element counts, all in one binary so every ratio comes from one run. On
+ * AVX-512 also floor.h's design sketches: the cross-entropy loss computed with
+ * the pass structures kdloss did not take (recomputing the exps instead of
+ * caching them; an online normaliser), to show the choice with numbers. An ISA
  * of this architecture that the CPU or the build lacks is reported as a
  * benchmark "<isa>/skipped" carrying the reason.
  *
@@ -12,9 +15,10 @@
  *   build/bench/bench_kdloss --benchmark_filter='avx512/ce_' (any Google Benchmark flag)
  *
  * Names are <isa>/<operation>/<rows>/<cols>; the floors are
- * <isa>/floor_<kind>/<rows>/<cols>. Rates: items are elements (rows*cols per
- * call); bytes are the least traffic the call implies: student and teacher
- * read once (8 B/element), plus the gradient written once (4 B/element).
+ * <isa>/floor_<kind>/<rows>/<cols>, the sketches <isa>/design_ce_<kind>/<rows>/<cols>.
+ * Rates: items are elements (rows*cols per call); bytes are the least traffic
+ * the call implies: student and teacher read once (8 B/element), plus the
+ * gradient written once (4 B/element).
  * Google Benchmark prints bytes_per_second in binary units (G = 2^30); the
  * summary's GB/s are decimal (10^9).
  * Defaults (overridable on the command line): 5 repetitions of at least 0.1 s
@@ -64,42 +68,52 @@ typedef enum op {
   FLOOR_EXP2LOG_U35,
   FLOOR_READ2,
   FLOOR_RW,
+  DESIGN_CE_RECOMPUTE,
+  DESIGN_CE_ONLINE,
   N_OPS
 } op;
 
 static const char *const op_names[N_OPS] = {
     "ce_loss",           "ce_loss_grad",      "mse_loss",    "mse_loss_grad",
-    "floor_exp2log_u10", "floor_exp2log_u35", "floor_read2", "floor_rw"};
+    "floor_exp2log_u10", "floor_exp2log_u35", "floor_read2", "floor_rw",
+    "design_ce_recompute", "design_ce_online"};
 
 static int op_writes(op o) {
   return o == CE_GRAD || o == MSE_GRAD || o == FLOOR_RW;
 }
 
+/* Floors and design sketches: code of the benchmark's own, not kdloss's. */
 static int op_is_floor(op o) {
   return o >= FLOOR_EXP2LOG_U10;
+}
+
+static int op_is_design(op o) {
+  return o >= DESIGN_CE_RECOMPUTE;
 }
 
 typedef struct floor_set {
   kd_isa isa;
   kd_floor_read_fn exp2log_u10, exp2log_u35, read2;
   kd_floor_rw_fn rw;
+  kd_design_fn ce_recompute, ce_online; /* NULL but on AVX-512 */
 } floor_set;
 
 /* Only the floor libraries built for this host's cpu family are linked. */
 static const floor_set floor_sets[] = {
 #ifdef KD_BENCH_FLOOR_AVX2
     {KD_ISA_AVX2, kd_floor_exp2log_u10_avx2, kd_floor_exp2log_u35_avx2, kd_floor_read2_avx2,
-     kd_floor_rw_avx2},
+     kd_floor_rw_avx2, NULL, NULL},
 #endif
 #ifdef KD_BENCH_FLOOR_AVX512
     {KD_ISA_AVX512, kd_floor_exp2log_u10_avx512, kd_floor_exp2log_u35_avx512,
-     kd_floor_read2_avx512, kd_floor_rw_avx512},
+     kd_floor_read2_avx512, kd_floor_rw_avx512, kd_design_ce_recompute_avx512,
+     kd_design_ce_online_avx512},
 #endif
 #ifdef KD_BENCH_FLOOR_NEON
     {KD_ISA_NEON, kd_floor_exp2log_u10_neon, kd_floor_exp2log_u35_neon, kd_floor_read2_neon,
-     kd_floor_rw_neon},
+     kd_floor_rw_neon, NULL, NULL},
 #endif
-    {KD_ISA_SCALAR, NULL, NULL, NULL, NULL} /* keeps the array non-empty; no floors */
+    {KD_ISA_SCALAR, NULL, NULL, NULL, NULL, NULL, NULL} /* keeps the array non-empty; no floors */
 };
 
 static const floor_set *floors_for(kd_isa isa) {
@@ -217,6 +231,12 @@ static kd_status call(const bench_case *c, size_t rows, size_t cols, const float
   case FLOOR_EXP2LOG_U35: *out = c->floors->exp2log_u35(n, s, t); return KD_OK;
   case FLOOR_READ2: *out = c->floors->read2(n, s, t); return KD_OK;
   case FLOOR_RW: *out = c->floors->rw(n, s, t, g); return KD_OK;
+  case DESIGN_CE_RECOMPUTE:
+    *out = (float)c->floors->ce_recompute(rows, cols, s, t, 1.0f / TEMPERATURE);
+    return KD_OK;
+  case DESIGN_CE_ONLINE:
+    *out = (float)c->floors->ce_online(rows, cols, s, t, 1.0f / TEMPERATURE);
+    return KD_OK;
   default: return KD_ERR_DISTANCE;
   }
 }
@@ -304,7 +324,9 @@ static void register_all(void) {
     }
     /* The floors need only the CPU: they run even before an ISA's kernels exist. */
     if (floors)
-      for (op o = FLOOR_EXP2LOG_U10; o < N_OPS; o++) add_case(isa, o, floors, o >= FLOOR_READ2);
+      for (op o = FLOOR_EXP2LOG_U10; o < N_OPS; o++)
+        if (!op_is_design(o) || floors->ce_recompute)
+          add_case(isa, o, floors, o == FLOOR_READ2 || o == FLOOR_RW);
   }
 }
 
@@ -331,6 +353,33 @@ static int row_ran(kd_isa isa, shape sh) {
   for (op o = CE_LOSS; o < N_OPS; o++)
     if (!isnan(seconds(isa, o, sh))) return 1;
   return 0;
+}
+
+/* The pass structures kdloss did not take (floor.h, designs), against its own
+ * cross-entropy loss in the same run. */
+static void print_designs(void) {
+  int header = 0;
+  for (size_t i = 0; i < N_HOST_ISAS; i++) {
+    kd_isa isa = host_isas[i];
+    for (size_t k = 0; k < N_SHAPES; k++) {
+      double ce = seconds(isa, CE_LOSS, shapes[k]);
+      double rec = seconds(isa, DESIGN_CE_RECOMPUTE, shapes[k]);
+      double onl = seconds(isa, DESIGN_CE_ONLINE, shapes[k]);
+      if (isnan(rec) && isnan(onl)) continue;
+      if (!header) {
+        printf("\nCE loss pass structures (same run): time / kdloss's CE loss (2 exp + 1 log per "
+               "element, exps cached per row)\n\n");
+        printf("| ISA | shape | recompute: 3 passes, 4 exp + 1 log | online normaliser: 2 passes, "
+               "4 exp + 1 log |\n|---|---|---|---|\n");
+        header = 1;
+      }
+      printf("| %s | %lldx%lld |", kd_isa_name(isa), (long long)shapes[k].rows,
+             (long long)shapes[k].cols);
+      cell(" %.2f |", rec / ce);
+      cell(" %.2f |", onl / ce);
+      printf("\n");
+    }
+  }
 }
 
 static void print_summary(void) {
@@ -385,6 +434,7 @@ static void print_summary(void) {
       printf("\n");
     }
   }
+  print_designs();
   fflush(stdout);
 }
 

@@ -35,4 +35,17 @@ KD_DECLARE_FLOORS(avx2)
 KD_DECLARE_FLOORS(avx512)
 KD_DECLARE_FLOORS(neon)
 
+/*
+ * designs: the cross-entropy loss (factor 1) over dense rows x cols computed
+ * with pass structures kdloss did not take, so the benchmark can show why
+ * (src/avx512/designs_avx512.c says what each does). AVX-512 only: the
+ * difference is in the number of SLEEF calls, not in the ISA.
+ */
+typedef double (*kd_design_fn)(size_t rows, size_t cols, const float *s, const float *t,
+                               float inv_temp);
+double kd_design_ce_recompute_avx512(size_t rows, size_t cols, const float *s, const float *t,
+                                     float inv_temp);
+double kd_design_ce_online_avx512(size_t rows, size_t cols, const float *s, const float *t,
+                                  float inv_temp);
+
 #endif /* KD_BENCH_FLOOR_H */

@@ -40,6 +40,20 @@
  * KD_COND_LIMIT (two near-tied top classes with student == teacher, logits
  * nearly flat at a high temperature) is redone in double, from the logits.
  *
+ * Why three passes with the exps cached in a per-row scratch (es, et), not
+ * recomputed, and not an online normaliser (running maximum with rescaled
+ * sums, two passes): each cross-entropy row is bound by SLEEF, and both
+ * alternatives call exp twice more per element to save only pass 1, which is
+ * loads and maxima. The benchmark carries both as sketches
+ * (src/avx512/designs_avx512.c) and prints their time over kdloss's loss.
+ * Measured, AVX-512, medians of 9 interleaved repetitions, two runs:
+ * recompute 1.2-1.4x at 128x100, 1.6-2.0x at 256x1000, 1.6-2.0x at 64x32000,
+ * 1.5x at 8x128256; online normaliser 1.8x, 2.1-2.6x, 1.5-1.8x, 1.3-1.5x.
+ * Only at 10 classes (one vector per row) are the sketches faster (recompute
+ * 0.6-0.8x): there kdloss's per-row overhead (three kernel calls, double
+ * sums) outweighs the one exp vector it saves. The scratch costs 8 bytes per
+ * class: on the stack up to 2048 classes, above that one allocation per call.
+ *
  * In the SIMD files sums run in float over blocks of KD_BLOCK elements and in
  * double across blocks, so a 128256-class row keeps ~1e-7 relative error; the
  * scalar file, with one lane, sums in double directly.
@@ -90,8 +104,9 @@ typedef struct kd_ce_row {
 } kd_ce_row;
 
 /* Pass 2 asks for the next row's logits at offset i, called for every i that
- * is a multiple of 16 (a cache line of floats, so each line once), so that pass 1 of the next row finds them in cache: pass 1 does
- * almost no arithmetic to hide a miss behind, pass 2 is bound by exp. Measured
+ * is a multiple of 16 (a cache line of floats, so each line once), so that
+ * pass 1 of the next row finds them in cache: pass 1 does almost no
+ * arithmetic to hide a miss behind, pass 2 is bound by exp. Measured
  * (AVX-512, best of 25 calls, 10 alternating rounds): loss 64x32000 1.56 ->
  * 1.35 ns per element, 256x1000 1.44 -> 1.37; loss+grad 2.60 -> 2.38 and
  * 2.39 -> 2.24. Only addresses inside the caller's rows are named. */
