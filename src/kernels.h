@@ -46,12 +46,14 @@
  * alternatives call exp twice more per element to save only pass 1, which is
  * loads and maxima. The benchmark carries both as sketches
  * (src/avx512/designs_avx512.c) and prints their time over kdloss's loss.
- * Measured, AVX-512, medians of 9 interleaved repetitions, two runs:
+ * Measured, AVX-512, medians, four runs (interleaved or AVX-512 alone):
  * recompute 1.2-1.4x at 128x100, 1.6-2.0x at 256x1000, 1.6-2.0x at 64x32000,
- * 1.5x at 8x128256; online normaliser 1.8x, 2.1-2.6x, 1.5-1.8x, 1.3-1.5x.
- * Only at 10 classes (one vector per row) are the sketches faster (recompute
- * 0.6-0.8x): there kdloss's per-row overhead (three kernel calls, double
- * sums) outweighs the one exp vector it saves. The scratch costs 8 bytes per
+ * 1.5-1.6x at 8x128256; online normaliser 1.8x, 2.0-2.6x, 1.5-1.8x, 1.3-1.5x.
+ * (A full run without interleaving, whose AVX-512 block fell on a noisy
+ * stretch of the shared machine, showed 0.9-1.4x.) Only at 10 classes (one
+ * vector per row) are the sketches faster (recompute 0.4-0.8x, online
+ * 0.7-1.2x): there kdloss's per-row overhead (kernel calls, double sums)
+ * outweighs the one exp vector it saves. The scratch costs 8 bytes per
  * class: on the stack up to 2048 classes, above that one allocation per call.
  *
  * In the SIMD files sums run in float over blocks of KD_BLOCK elements and in
