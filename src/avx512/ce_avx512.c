@@ -109,8 +109,8 @@ size_t kd_f32_expsum2_avx512(size_t n, const float *s, const float *t,
     for (; j + KD_U * W <= end; j += KD_U * W) {
       for (int k = 0; k < KD_U; k++) {
         size_t i = j + k * W;
-        __m512 x = _mm512_loadu_ps(s + i), y = _mm512_loadu_ps(t + i);
         if (i % 16 == 0) kd_prefetch_next(row, i);
+        __m512 x = _mm512_loadu_ps(s + i), y = _mm512_loadu_ps(t + i);
         if (first == n) {
           __mmask16 e = _mm512_cmp_ps_mask(x, smax, _CMP_EQ_OQ);
           if (e) first = i + (size_t)__builtin_ctz(e);
