@@ -12,7 +12,9 @@ What is compared, for each shape, distance, pass and PyTorch thread count:
            pow(1/T), renormalise, + 1e-5, log, weighted row sum, mean over
            rows, times factor) and F.mse_loss * factor; "fwd" is the loss,
            "fwd+bwd" is the loss and loss.backward() through autograd (the
-           student requires grad, the teacher does not).
+           student requires grad, the teacher does not). Both are
+           tools/gen_golden.py's ce_literal and mse: the golden vectors'
+           pipelines, not a second copy.
   kdloss   kd_loss_f32 ("fwd") and kd_loss_grad_f32 ("fwd+bwd", loss and
            gradient) through ctypes, once per ISA this CPU and build support
            (kd_set_isa, checked with kd_get_isa). kdloss is single-threaded:
@@ -35,11 +37,16 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
+
+# The PyTorch pipelines are the golden generator's (tools/gen_golden.py), so
+# the comparison times exactly the code the golden vectors come from.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+import gen_golden as gg  # noqa: E402
+
+gg.torch = torch  # gen_golden imports torch in its main(); these use it directly
 
 KD_CROSS_ENTROPY, KD_MSE = 0, 1
 ISAS = {1: "scalar", 2: "avx2", 3: "avx512", 4: "neon"}  # enum kd_isa
-EPS = 1e-5
 # (shape, distance, pass) -> {isa: minimum speed-up}: the issue's targets,
 # single thread.
 TARGETS = {
@@ -48,19 +55,6 @@ TARGETS = {
     ((64, 32000), "ce", "fwd"): {"avx512": 10.0, "avx2": 6.0},
     ((64, 32000), "ce", "fwd+bwd"): {"avx512": 20.0, "avx2": 12.0},
 }
-
-
-def torch_ce(s, t, temperature, factor):
-    """The LwF cross-entropy as a PyTorch user writes it."""
-    q = torch.softmax(s, dim=1).pow(1.0 / temperature)
-    q = q / q.sum(dim=1, keepdim=True)
-    r = torch.softmax(t, dim=1).pow(1.0 / temperature)
-    r = r / r.sum(dim=1, keepdim=True)
-    return -(r * torch.log(q + EPS)).sum(dim=1).mean() * factor
-
-
-def torch_mse(s, t, temperature, factor):
-    return F.mse_loss(s, t) * factor
 
 
 class KdLoss:
@@ -124,7 +118,7 @@ def compare(kd, shape, distance, grad_pass, args):
     t = torch.randn(rows, cols, generator=gen)
     s_req = s.clone().requires_grad_(True)
     g = torch.empty_like(s)
-    torch_fn = torch_ce if distance == "ce" else torch_mse
+    torch_fn = gg.ce_literal if distance == "ce" else gg.mse
     T, factor = args.temperature, args.factor
 
     def torch_call():
