@@ -45,7 +45,7 @@
  * sums, two passes): each cross-entropy row is bound by SLEEF, and both
  * alternatives call exp twice more per element to save only pass 1, which is
  * loads and maxima. The benchmark carries both as sketches
- * (src/avx512/designs_avx512.c) and prints their time over kdloss's loss.
+ * (bench/avx512/designs_avx512.c) and prints their time over kdloss's loss.
  * Measured, AVX-512, medians, four runs (interleaved or AVX-512 alone):
  * recompute 1.2-1.4x at 128x100, 1.6-2.0x at 256x1000, 1.6-2.0x at 64x32000,
  * 1.5-1.6x at 8x128256; online normaliser 1.8x, 2.0-2.6x, 1.5-1.8x, 1.3-1.5x.

@@ -1,6 +1,6 @@
 /*
  * accuracy_report -- kdloss's measured accuracy against the double-precision
- * reference (src/scalar/reference.c), per ISA and per entry point, on a sweep
+ * reference (tests/reference.c), per ISA and per entry point, on a sweep
  * of shapes x temperatures x logit scales with random inputs.
  *
  *   build/tools/accuracy_report            (every ISA this CPU and build support)

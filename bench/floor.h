@@ -1,9 +1,8 @@
 /*
  * floor.h -- the floors kdloss's kernels are measured against, one set per
- * ISA, each in its own file built with that ISA's flags (src/<isa>/floor_<isa>.c,
- * beside the kernels, since only src/<isa>/ is built with SIMD flags). They are
- * not part of the library: each is a static library of its own that only the
- * benchmarks link.
+ * ISA, each in its own file built with that ISA's flags
+ * (bench/<isa>/floor_<isa>.c). They are not part of the library: each folder
+ * is a static library of its own that only the benchmarks link.
  *
  * exp2log: the transcendental work of a cross-entropy row and nothing else:
  *   per element two SLEEF exps and one SLEEF log, sum_j exp(t_j) * log(exp(s_j) + 1e-5),
@@ -38,7 +37,7 @@ KD_DECLARE_FLOORS(neon)
 /*
  * designs: the cross-entropy loss (factor 1) over dense rows x cols computed
  * with pass structures kdloss did not take, so the benchmark can show why
- * (src/avx512/designs_avx512.c says what each does). AVX-512 only: the
+ * (bench/avx512/designs_avx512.c says what each does). AVX-512 only: the
  * difference is in the number of SLEEF calls, not in the ISA.
  */
 typedef double (*kd_design_fn)(size_t rows, size_t cols, const float *s, const float *t,
