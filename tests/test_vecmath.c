@@ -7,7 +7,8 @@
  *
  *   test_vecmath [K_EXP [K_LOG]]   strides over the float bit patterns
  *                                  (default 1: every float)
- * ISAs the CPU or build lacks are not registered.
+ * ISAs the CPU or build lacks are not registered; KDLOSS_ISA naming one of
+ * the others narrows the run to it, as in the other suites (tester.c).
  */
 #include <float.h>
 #include <math.h>
@@ -218,6 +219,10 @@ int main(int argc, char **argv) {
   if (argc > 2) k_log = (uint32_t)strtoul(argv[2], NULL, 10);
   if (k_exp == 0) k_exp = 1;
   if (k_log == 0) k_log = 1;
+  const char *only = getenv("KDLOSS_ISA");
+  int narrow = 0;
+  for (kd_isa isa = KD_ISA_SCALAR; only && isa <= KD_ISA_NEON; isa++)
+    narrow |= kd_isa_supported(isa) && strcmp(only, kd_isa_name(isa)) == 0;
   int failures = 0;
   for (size_t i = 0; i < sizeof vm_isas / sizeof *vm_isas; i++) {
     const vm_isa *v = &vm_isas[i];
@@ -225,6 +230,10 @@ int main(int argc, char **argv) {
     snprintf(name, sizeof name, "vecmath/%s", v->name);
     if (!kd_cpu_has(v->isa)) {
       printf("[ SKIPPED  ] %s: this CPU lacks it\n", name);
+      continue;
+    }
+    if (narrow && strcmp(only, v->name) != 0) {
+      printf("[ SKIPPED  ] %s: KDLOSS_ISA=%s\n", name, only);
       continue;
     }
     void *s = (void *)v;
