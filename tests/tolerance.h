@@ -13,4 +13,9 @@
 #define TK_GRAD_REL 1e-5
 #define TK_GRAD_ABS 1e-30
 
+/* The inline vector math (src/<isa>/math_<isa>.h) on its domains, in ulp
+ * of the exact result (tests/test_vecmath.c). */
+#define TK_EXP_ULP 1.5
+#define TK_LOG_ULP 1.0
+
 #endif
