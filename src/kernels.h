@@ -15,9 +15,9 @@
  *                zs = sum es, zt = sum et. q = es/zs, r = et/zt.
  *   3a. celoss:  sum_j r_j * log(q_j + 1e-5)          (loss only: 2 exp + 1 log)
  *   3b. cestats: the same sum; then, per class, w_j = r_j/(q_j + 1e-5) and
- *                u_j = 1 - w_j; es is overwritten with q_j (negated where the
- *                u-form is used, w_j > KD_U_FORM_W) and et with w_j or u_j to match;
- *                sums: sum q, sum q*w, sum q*u (kd_ce_sums).
+ *                u_j = 1 - w_j; es is overwritten with q_j (negated where
+ *                the u-form is used, w_j > KD_U_FORM_W) and et with w_j or
+ *                u_j to match; sums: sum q, sum q*w, sum q*u (kd_ce_sums).
  *   4. cegrad:   grad_j = scale * q_j * B_j, where B_j = sum_k q_k (w_k - w_j) is
  *                evaluated as   sum(q*w) - w_j * sum(q)   (w-form), or
  *                               u_j * sum(q) - sum(q*u)   (u-form).

@@ -87,7 +87,9 @@ static inline kd_vf kd_maskz(kd_vm m, kd_vf v) { return _mm256_and_ps(m, v); }
 
 /* Accumulators that take lanes of m only. kd_add_m and kd_max_m add a 0
  * (acc never holds -0) or compare with one (acc >= 0) outside m. */
-static inline kd_vf kd_add_m(kd_vf acc, kd_vm m, kd_vf x) { return _mm256_add_ps(acc, kd_maskz(m, x)); }
+static inline kd_vf kd_add_m(kd_vf acc, kd_vm m, kd_vf x) {
+  return _mm256_add_ps(acc, kd_maskz(m, x));
+}
 static inline kd_vf kd_fmadd_m(kd_vf acc, kd_vm m, kd_vf a, kd_vf b) {
   return _mm256_blendv_ps(acc, _mm256_fmadd_ps(a, b, acc), m);
 }

@@ -82,11 +82,15 @@ static inline kd_vf kd_select_sign(kd_vf s, kd_vf a, kd_vf b) {
 static inline kd_vf kd_maskz(kd_vm m, kd_vf v) { return _mm512_maskz_mov_ps(m, v); }
 
 /* Accumulators that take lanes of m only. */
-static inline kd_vf kd_add_m(kd_vf acc, kd_vm m, kd_vf x) { return _mm512_mask_add_ps(acc, m, acc, x); }
+static inline kd_vf kd_add_m(kd_vf acc, kd_vm m, kd_vf x) {
+  return _mm512_mask_add_ps(acc, m, acc, x);
+}
 static inline kd_vf kd_fmadd_m(kd_vf acc, kd_vm m, kd_vf a, kd_vf b) {
   return _mm512_mask3_fmadd_ps(a, b, acc, m);
 }
-static inline kd_vf kd_max_m(kd_vf acc, kd_vm m, kd_vf x) { return _mm512_mask_max_ps(acc, m, x, acc); }
+static inline kd_vf kd_max_m(kd_vf acc, kd_vm m, kd_vf x) {
+  return _mm512_mask_max_ps(acc, m, x, acc);
+}
 
 /* A block's float partial sums, added lane-wise in double. */
 static inline double kd_hsum(kd_vf v) {
