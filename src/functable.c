@@ -10,9 +10,15 @@
 
 #define KD_TABLE(name, id)                                                          \
   static const kd_kernels kd_table_##name = {                                        \
-      id, kd_f32_rmax2_##name, kd_f32_expsum2_##name, kd_f32_celoss_##name,          \
-      kd_f32_cestats_##name, kd_f32_cegrad_##name, kd_f32_mse_##name,                \
-      kd_f32_msegrad_##name};
+      .isa = id,                                                                     \
+      .rmax2 = kd_f32_rmax2_##name,                                                  \
+      .expsum2 = kd_f32_expsum2_##name,                                              \
+      .celoss = kd_f32_celoss_##name,                                                \
+      .cestats = kd_f32_cestats_##name,                                              \
+      .cegrad = kd_f32_cegrad_##name,                                                \
+      .mse = kd_f32_mse_##name,                                                      \
+      .msegrad = kd_f32_msegrad_##name,                                              \
+  };
 
 KD_TABLE(scalar, KD_ISA_SCALAR)
 #if KD_HAVE_AVX2

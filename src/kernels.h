@@ -3,8 +3,10 @@
  *
  * Internal. The API layer (kdloss.c) validates arguments and runs the row loop
  * once for all ISAs; a kernel computes one pass over one row and never checks
- * arguments. Names follow kd_f32_<operation>_<isa>. Every ISA implements the
- * same passes with the same structure, so the files can be read side by side.
+ * arguments. Names follow kd_f32_<operation>_<isa>. The SIMD ISAs compile
+ * one skeleton per pass (src/ce_passes.h, src/mse_passes.h) over their
+ * operation layer (src/<isa>/vec_<isa>.h); src/scalar/ is the one-lane
+ * reference the skeletons follow pass for pass.
  *
  * Cross-entropy row, n classes, z = x / T (the pipeline's softmax(x)^(1/T)
  * renormalised is softmax(x/T) exactly):
@@ -13,9 +15,9 @@
  *                zs = sum es, zt = sum et. q = es/zs, r = et/zt.
  *   3a. celoss:  sum_j r_j * log(q_j + 1e-5)          (loss only: 2 exp + 1 log)
  *   3b. cestats: the same sum; then, per class, w_j = r_j/(q_j + 1e-5) and
- *                u_j = 1 - w_j; es is overwritten with q_j (negated where the
- *                u-form is used, w_j > 0.5) and et with w_j or u_j to match;
- *                sums: sum q, sum q*w, sum q*u (kd_ce_sums).
+ *                u_j = 1 - w_j; es is overwritten with q_j (negated where
+ *                the u-form is used, w_j > KD_U_FORM_W) and et with w_j or
+ *                u_j to match; sums: sum q, sum q*w, sum q*u (kd_ce_sums).
  *   4. cegrad:   grad_j = scale * q_j * B_j, where B_j = sum_k q_k (w_k - w_j) is
  *                evaluated as   sum(q*w) - w_j * sum(q)   (w-form), or
  *                               u_j * sum(q) - sum(q*u)   (u-form).
@@ -42,19 +44,12 @@
  *
  * Why three passes with the exps cached in a per-row scratch (es, et), not
  * recomputed, and not an online normaliser (running maximum with rescaled
- * sums, two passes): each cross-entropy row is bound by SLEEF, and both
+ * sums, two passes): each cross-entropy row is bound by exp and log, and both
  * alternatives call exp twice more per element to save only pass 1, which is
  * loads and maxima. The benchmark carries both as sketches
- * (bench/avx512/designs_avx512.c) and prints their time over kdloss's loss.
- * Measured, AVX-512, medians, four runs (interleaved or AVX-512 alone):
- * recompute 1.2-1.4x at 128x100, 1.6-2.0x at 256x1000, 1.6-2.0x at 64x32000,
- * 1.5-1.6x at 8x128256; online normaliser 1.8x, 2.0-2.6x, 1.5-1.8x, 1.3-1.5x.
- * (A full run without interleaving, whose AVX-512 block fell on a noisy
- * stretch of the shared machine, showed 0.9-1.4x.) Only at 10 classes (one
- * vector per row) are the sketches faster (recompute 0.4-0.8x, online
- * 0.7-1.2x): there kdloss's per-row overhead (kernel calls, double sums)
- * outweighs the one exp vector it saves. The scratch costs 8 bytes per
- * class: on the stack up to 2048 classes, above that one allocation per call.
+ * (bench/avx512/designs_avx512.c); docs/design.md has the measurement. The
+ * scratch costs 8 bytes per class: on the stack up to 2048 classes, above
+ * that one allocation per call.
  *
  * In the SIMD files sums run in float over blocks of KD_BLOCK elements and in
  * double across blocks, so a 128256-class row keeps ~1e-7 relative error; the
@@ -69,6 +64,7 @@
 #define KD_EPS 1e-5f       /* the pipeline's fixed epsilon in log(q + 1e-5) */
 #define KD_BLOCK 256       /* elements per float partial sum before it joins a double */
 #define KD_EXPM1_BAND 0.5f /* |d_j| below this: q_j - r_j via expm1 */
+#define KD_U_FORM_W 0.5f   /* w_j above this: the gradient uses the u-form */
 /* A row whose gradient terms exceed its largest gradient by more than this is
  * redone in double. Float rounding leaves ~3e-7 of the terms' size in B_j;
  * the contract allows 1e-5 of the largest gradient: 1e-5 / 3e-7 = 33, and 10
@@ -78,8 +74,8 @@
 /* expm1 on |d| < KD_EXPM1_BAND, for the SIMD files: Taylor to degree 8 in
  * Horner form, d + d^2/2! + ... + d^8/8!. Truncation at |d| = 0.5 is
  * 0.5^9/9! = 5.4e-9 of expm1(0.5) = 0.65, below float rounding; for small d
- * the relative error is that of the first terms, ~1 ulp. SLEEF's expm1 is
- * ~4 times its exp here (perf), and only this band needs it. */
+ * the relative error is that of the first terms, ~1 ulp. A library expm1 costs
+ * several exps (docs/design.md), and only this band needs it. */
 #define KD_EXPM1_C2 (1.0f / 2)
 #define KD_EXPM1_C3 (1.0f / 6)
 #define KD_EXPM1_C4 (1.0f / 24)
@@ -106,12 +102,11 @@ typedef struct kd_ce_row {
 } kd_ce_row;
 
 /* Pass 2 asks for the next row's logits at offset i, called for every i that
- * is a multiple of 16 (a cache line of floats, so each line once), so that
- * pass 1 of the next row finds them in cache: pass 1 does almost no
- * arithmetic to hide a miss behind, pass 2 is bound by exp. Measured
- * (AVX-512, best of 25 calls, 10 alternating rounds): loss 64x32000 1.56 ->
- * 1.35 ns per element, 256x1000 1.44 -> 1.37; loss+grad 2.60 -> 2.38 and
- * 2.39 -> 2.24. Only addresses inside the caller's rows are named. */
+ * is a multiple of KD_PREFETCH_STRIDE (a cache line of floats, so each line
+ * once), so that pass 1 of the next row finds them in cache: pass 1 does
+ * almost no arithmetic to hide a miss behind, pass 2 is bound by exp
+ * (docs/design.md). Only addresses inside the caller's rows are named. */
+#define KD_PREFETCH_STRIDE 16
 static inline void kd_prefetch_next(const kd_ce_row *row, size_t i) {
   __builtin_prefetch(row->next_s + i);
   __builtin_prefetch(row->next_t + i);
@@ -133,7 +128,7 @@ typedef struct kd_ce_sums {
   float u_size;     /* max over u-form j of q_j * (|q_j - r_j| + 1e-5) / (q_j + 1e-5) */
 } kd_ce_sums;
 /* Pass 3b. As 3a; overwrites es with q_j, negated where the u-form is used
- * (w_j > 0.5), and et with w_j or u_j to match. */
+ * (w_j > KD_U_FORM_W), and et with w_j or u_j to match. */
 typedef double (*kd_cestats_fn)(size_t n, const float *s, const float *t,
                                 float *es_q, float *et_v, const kd_ce_row *row,
                                 kd_ce_sums *sums);

@@ -10,10 +10,9 @@
 #include <immintrin.h>
 #include <sleef.h>
 #include "floor.h"
-#include "vec_avx2.h" /* W, kd_mask, kd_hsum */
+#include "vec_avx2.h" /* KD_LANES, kd_tail, kd_load_part, kd_maskz, kd_hsum */
 
-#define LANES W
-#define tail_mask kd_mask
+#define LANES KD_LANES
 #define hsum(v) ((float)kd_hsum(v))
 
 /* One vector of the exp2log floor: exp(t) * log(exp(s) + 1e-5). */
@@ -31,9 +30,9 @@ static inline __attribute__((always_inline)) float exp2log_sum(size_t n, const f
   for (; j + LANES <= n; j += LANES)
     acc = _mm256_add_ps(acc, exp2log(_mm256_loadu_ps(s + j), _mm256_loadu_ps(t + j), logf8));
   if (j < n) {
-    __m256i m = tail_mask(n - j);
-    __m256 v = exp2log(_mm256_maskload_ps(s + j, m), _mm256_maskload_ps(t + j, m), logf8);
-    acc = _mm256_add_ps(acc, _mm256_and_ps(v, _mm256_castsi256_ps(m)));
+    kd_vm m = kd_tail(n - j);
+    __m256 v = exp2log(kd_load_part(s + j, n - j, m), kd_load_part(t + j, n - j, m), logf8);
+    acc = _mm256_add_ps(acc, kd_maskz(m, v));
   }
   return hsum(acc);
 }

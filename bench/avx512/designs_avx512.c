@@ -1,9 +1,10 @@
 /*
  * The pass structures kdloss's cross-entropy kernels did not take, as sketches
- * for the benchmark (floor.h, "designs"): same SLEEF functions as
- * ce_avx512.c, float sums, no argument checks, no NaN handling. Not part of
- * the library. The choice is about how many SLEEF calls a row needs, which
- * does not depend on the ISA, so one ISA carries the sketches.
+ * for the benchmark (floor.h, "designs"): SLEEF's u10 exp and u35 log, as
+ * the kernels call them by default, float sums, no argument checks, no NaN
+ * handling. Not part of the library. The choice is about how many exp calls
+ * a row needs, which does not depend on the ISA, so one ISA carries the
+ * sketches.
  *
  *   recompute: pass 1 maxima; pass 2 sums of the two exps (nothing stored);
  *              pass 3 the loss, computing both exps again.
@@ -24,7 +25,7 @@
 #include <math.h>
 #include <sleef.h>
 #include "floor.h"
-#include "vec_avx512.h" /* W, kd_mask */
+#include "vec_avx512.h" /* KD_LANES, kd_tail */
 
 #define EXP Sleef_expf16_u10avx512f
 #define LOG Sleef_logf16_u35avx512f
@@ -41,8 +42,8 @@ static float loss_pass(size_t n, const float *s, const float *t, float s_max, fl
   __m512 sm = _mm512_set1_ps(s_max), tm = _mm512_set1_ps(t_max);
   __m512 izs = _mm512_set1_ps(1.0f / zs), izt = _mm512_set1_ps(1.0f / zt);
   __m512 f = _mm512_setzero_ps();
-  for (size_t j = 0; j < n; j += W) {
-    __mmask16 m = kd_mask(n - j);
+  for (size_t j = 0; j < n; j += KD_LANES) {
+    __mmask16 m = kd_tail(n - j);
     __m512 q = _mm512_mul_ps(exp_rel(m, _mm512_maskz_loadu_ps(m, s + j), sm, it), izs);
     __m512 r = _mm512_mul_ps(exp_rel(m, _mm512_maskz_loadu_ps(m, t + j), tm, it), izt);
     f = _mm512_mask3_fmadd_ps(r, LOG(_mm512_add_ps(q, _mm512_set1_ps(1e-5f))), f, m);
@@ -53,16 +54,16 @@ static float loss_pass(size_t n, const float *s, const float *t, float s_max, fl
 static float row_recompute(size_t n, const float *s, const float *t, __m512 it) {
   const __m512 ninf = _mm512_set1_ps(-INFINITY);
   __m512 ms = ninf, mt = ninf;
-  for (size_t j = 0; j < n; j += W) {
-    __mmask16 m = kd_mask(n - j);
+  for (size_t j = 0; j < n; j += KD_LANES) {
+    __mmask16 m = kd_tail(n - j);
     ms = _mm512_max_ps(ms, _mm512_mask_loadu_ps(ninf, m, s + j));
     mt = _mm512_max_ps(mt, _mm512_mask_loadu_ps(ninf, m, t + j));
   }
   float s_max = _mm512_reduce_max_ps(ms), t_max = _mm512_reduce_max_ps(mt);
   __m512 sm = _mm512_set1_ps(s_max), tm = _mm512_set1_ps(t_max);
   __m512 zs = _mm512_setzero_ps(), zt = zs;
-  for (size_t j = 0; j < n; j += W) {
-    __mmask16 m = kd_mask(n - j);
+  for (size_t j = 0; j < n; j += KD_LANES) {
+    __mmask16 m = kd_tail(n - j);
     zs = _mm512_add_ps(zs, exp_rel(m, _mm512_maskz_loadu_ps(m, s + j), sm, it));
     zt = _mm512_add_ps(zt, exp_rel(m, _mm512_maskz_loadu_ps(m, t + j), tm, it));
   }
@@ -83,8 +84,8 @@ static inline void online_step(__mmask16 m, __m512 x, __m512 *mx, __m512 *z, __m
 static float row_online(size_t n, const float *s, const float *t, __m512 it) {
   const __m512 ninf = _mm512_set1_ps(-INFINITY);
   __m512 ms = ninf, mt = ninf, zs = _mm512_setzero_ps(), zt = zs;
-  for (size_t j = 0; j < n; j += W) {
-    __mmask16 m = kd_mask(n - j);
+  for (size_t j = 0; j < n; j += KD_LANES) {
+    __mmask16 m = kd_tail(n - j);
     online_step(m, _mm512_mask_loadu_ps(ninf, m, s + j), &ms, &zs, it);
     online_step(m, _mm512_mask_loadu_ps(ninf, m, t + j), &mt, &zt, it);
   }

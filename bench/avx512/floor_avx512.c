@@ -11,10 +11,10 @@
 #include <immintrin.h>
 #include <sleef.h>
 #include "floor.h"
-#include "vec_avx512.h" /* W, kd_mask, kd_hsum */
+#include "vec_avx512.h" /* KD_LANES, kd_tail, kd_hsum */
 
-#define LANES W
-#define tail_mask kd_mask
+#define LANES KD_LANES
+#define tail_mask kd_tail
 #define hsum(v) ((float)kd_hsum(v))
 
 /* One vector of the exp2log floor: exp(t) * log(exp(s) + 1e-5). */

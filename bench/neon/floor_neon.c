@@ -10,9 +10,9 @@
 #include <arm_neon.h>
 #include <sleef.h>
 #include "floor.h"
-#include "vec_neon.h" /* W, kd_hsum, kd_neon_load_tail */
+#include "vec_neon.h" /* KD_LANES, kd_tail, kd_load_part, kd_maskz, kd_hsum */
 
-#define LANES W
+#define LANES KD_LANES
 #define hsum(v) ((float)kd_hsum(v))
 
 /* One vector of the exp2log floor: exp(t) * log(exp(s) + 1e-5). */
@@ -29,10 +29,9 @@ static inline __attribute__((always_inline)) float exp2log_sum(
   for (; j + LANES <= n; j += LANES)
     acc = vaddq_f32(acc, exp2log(vld1q_f32(s + j), vld1q_f32(t + j), logf4));
   if (j < n) {
-    uint32x4_t m = vcltq_u32((uint32x4_t){0, 1, 2, 3}, vdupq_n_u32((uint32_t)(n - j)));
-    float32x4_t v = exp2log(kd_neon_load_tail(s + j, n - j, 0.0f),
-                            kd_neon_load_tail(t + j, n - j, 0.0f), logf4);
-    acc = vaddq_f32(acc, vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(v), m)));
+    kd_vm m = kd_tail(n - j);
+    float32x4_t v = exp2log(kd_load_part(s + j, n - j, m), kd_load_part(t + j, n - j, m), logf4);
+    acc = vaddq_f32(acc, kd_maskz(m, v));
   }
   return hsum(acc);
 }

@@ -1,6 +1,7 @@
 /*
  * Cross-entropy row passes, portable C (libm). The fallback dispatch target and
- * the template the SIMD files follow pass for pass; see src/kernels.h.
+ * the template the SIMD skeletons (src/ce_passes.h) follow pass for pass;
+ * see src/kernels.h.
  *
  * One lane, so sums go straight into double: the SIMD files' float blocks
  * exist to keep many lanes busy, and a single float accumulator over a block
@@ -30,7 +31,7 @@ size_t kd_f32_expsum2_scalar(size_t n, const float *s, const float *t,
   double ds = 0.0, dt = 0.0;
   size_t first = n;
   for (size_t j = 0; j < n; j++) {
-    if (j % 16 == 0) kd_prefetch_next(row, j);
+    if (j % KD_PREFETCH_STRIDE == 0) kd_prefetch_next(row, j);
     if (first == n && s[j] == row->s_max) first = j;
     es[j] = expf((s[j] - row->s_max) * row->inv_temp);
     et[j] = expf((t[j] - row->t_max) * row->inv_temp);
@@ -69,7 +70,7 @@ double kd_f32_cestats_scalar(size_t n, const float *s, const float *t, float *es
     dq += q;
     dqw += q * w;
     dqu += q * u;
-    int u_form = w > 0.5f;
+    int u_form = w > KD_U_FORM_W;
     float size = q * (fabsf(diff) + KD_EPS) * rcp;
     u_size = u_form && size > u_size ? size : u_size;
     es_q[j] = u_form ? -q : q;

@@ -1,4 +1,5 @@
-/* MSE row passes, portable C. See src/kernels.h; one lane, so sums are double. */
+/* MSE row passes, portable C, the template of src/mse_passes.h. See
+ * src/kernels.h; one lane, so sums are double. */
 #include "kernels.h"
 
 double kd_f32_mse_scalar(size_t n, const float *s, const float *t) {

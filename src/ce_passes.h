@@ -1,0 +1,273 @@
+/*
+ * ce_passes.h -- the cross-entropy row passes (src/kernels.h has the math),
+ * written once over the operation layer and compiled by each
+ * src/<isa>/ce_<isa>.c. Pass for pass the structure of src/scalar/ce_scalar.c:
+ * the same formulas, with a float sum per KD_BLOCK elements joining a double.
+ *
+ * Vectors: KD_CE_U independent accumulators per sum, KD_CE_U vectors per step;
+ * the last block's remainder goes through partial loads and stores (nothing
+ * past n is touched, no pointer needs alignment). Lanes outside the tail mask
+ * are kept out of every sum and maximum explicitly.
+ */
+#ifndef KD_CE_PASSES_H
+#define KD_CE_PASSES_H
+
+#include <math.h>
+#include "passes.h"
+
+/* Accumulators per sum. The passes wait on exp and log, not on add latency;
+ * only rmax2, loads and maxima, gains from more than one chain, and 2 is
+ * where it stops gaining (docs/design.md). */
+#define KD_CE_U 2
+#define KD_CE_STEP (KD_CE_U * KD_LANES)
+
+/* expm1 on |d| < KD_EXPM1_BAND only (kernels.h): d + d^2 (C2 + C3 d + ... +
+ * C8 d^6), Horner with FMA. Outside the band (NaN and +-inf included) the
+ * result is garbage that the caller never selects. */
+static inline kd_vf kd_expm1f_band(kd_vf d) {
+  kd_vf p = kd_set1(KD_EXPM1_C8);
+  p = kd_fmadd(p, d, kd_set1(KD_EXPM1_C7));
+  p = kd_fmadd(p, d, kd_set1(KD_EXPM1_C6));
+  p = kd_fmadd(p, d, kd_set1(KD_EXPM1_C5));
+  p = kd_fmadd(p, d, kd_set1(KD_EXPM1_C4));
+  p = kd_fmadd(p, d, kd_set1(KD_EXPM1_C3));
+  p = kd_fmadd(p, d, kd_set1(KD_EXPM1_C2));
+  return kd_fmadd(p, kd_mul(d, d), d);
+}
+
+int KD_FN(rmax2)(size_t n, const float *s, const float *t, float *s_max, float *t_max) {
+  const kd_vf ninf = kd_set1(-INFINITY), inf = kd_set1(INFINITY);
+  kd_vf ms[KD_CE_U], mt[KD_CE_U];
+  kd_vm bad = kd_none();
+  for (int k = 0; k < KD_CE_U; k++) ms[k] = mt[k] = ninf;
+  size_t j = 0;
+  for (; j + KD_CE_STEP <= n; j += KD_CE_STEP) {
+    for (int k = 0; k < KD_CE_U; k++) {
+      kd_vf x = kd_load(s + j + k * KD_LANES), y = kd_load(t + j + k * KD_LANES);
+      /* !(x < inf) is true for NaN and +inf alike. */
+      bad = kd_mor(bad, kd_mor(kd_not_lt(x, inf), kd_not_lt(y, inf)));
+      ms[k] = kd_max(x, ms[k]);
+      mt[k] = kd_max(y, mt[k]);
+    }
+  }
+  for (; j < n; j += KD_LANES) {
+    /* Lanes past n load as -inf: neither a maximum nor flagged. */
+    kd_vm m = kd_tail(n - j);
+    kd_vf x = kd_load_part_or(s + j, n - j, m, ninf), y = kd_load_part_or(t + j, n - j, m, ninf);
+    bad = kd_mor(bad, kd_mor(kd_not_lt(x, inf), kd_not_lt(y, inf)));
+    ms[0] = kd_max(x, ms[0]);
+    mt[0] = kd_max(y, mt[0]);
+  }
+  for (int k = 1; k < KD_CE_U; k++) {
+    ms[0] = kd_max(ms[0], ms[k]);
+    mt[0] = kd_max(mt[0], mt[k]);
+  }
+  *s_max = kd_hmax(ms[0]);
+  *t_max = kd_hmax(mt[0]);
+  return kd_mbits(bad) != 0;
+}
+
+size_t KD_FN(expsum2)(size_t n, const float *s, const float *t, const kd_ce_row *row,
+                      float *es, float *et, double *zs, double *zt) {
+  const kd_vf smax = kd_set1(row->s_max), tmax = kd_set1(row->t_max);
+  const kd_vf it = kd_set1(row->inv_temp);
+  double ds = 0.0, dt = 0.0;
+  size_t first = n;
+  for (size_t j = 0; j < n;) {
+    size_t end = kd_block_end(j, n);
+    kd_vf fs[KD_CE_U], ft[KD_CE_U];
+    for (int k = 0; k < KD_CE_U; k++) fs[k] = ft[k] = kd_zero();
+    for (; j + KD_CE_STEP <= end; j += KD_CE_STEP) {
+      for (int k = 0; k < KD_CE_U; k++) {
+        size_t i = j + k * KD_LANES;
+        if (i % KD_PREFETCH_STRIDE == 0) kd_prefetch_next(row, i);
+        kd_vf x = kd_load(s + i), y = kd_load(t + i);
+        if (first == n) {
+          unsigned e = kd_mbits(kd_eq(x, smax));
+          if (e) first = i + (size_t)__builtin_ctz(e);
+        }
+        kd_vf a = kd_exp(kd_mul(kd_sub(x, smax), it));
+        kd_vf b = kd_exp(kd_mul(kd_sub(y, tmax), it));
+        kd_store(es + i, a);
+        kd_store(et + i, b);
+        fs[k] = kd_add(fs[k], a);
+        ft[k] = kd_add(ft[k], b);
+      }
+    }
+    for (; j < end; j += KD_LANES) {
+      kd_vm m = kd_tail(end - j);
+      kd_vf x = kd_load_part(s + j, end - j, m), y = kd_load_part(t + j, end - j, m);
+      if (first == n) {
+        unsigned e = kd_mbits(kd_mand(kd_eq(x, smax), m));
+        if (e) first = j + (size_t)__builtin_ctz(e);
+      }
+      /* Lanes past end hold exp(-s_max/T), maybe inf: zeroed. */
+      kd_vf a = kd_maskz(m, kd_exp(kd_mul(kd_sub(x, smax), it)));
+      kd_vf b = kd_maskz(m, kd_exp(kd_mul(kd_sub(y, tmax), it)));
+      kd_store_part(es + j, end - j, m, a);
+      kd_store_part(et + j, end - j, m, b);
+      fs[0] = kd_add(fs[0], a);
+      ft[0] = kd_add(ft[0], b);
+    }
+    ds += kd_hsum_n(fs, KD_CE_U);
+    dt += kd_hsum_n(ft, KD_CE_U);
+  }
+  *zs = ds;
+  *zt = dt;
+  return first;
+}
+
+double KD_FN(celoss)(size_t n, const float *es, const float *et, const kd_ce_row *row) {
+  const kd_vf izs = kd_set1(row->inv_zs), izt = kd_set1(row->inv_zt);
+  const kd_vf eps = kd_set1(KD_EPS);
+  double sum = 0.0;
+  for (size_t j = 0; j < n;) {
+    size_t end = kd_block_end(j, n);
+    kd_vf f[KD_CE_U];
+    for (int k = 0; k < KD_CE_U; k++) f[k] = kd_zero();
+    for (; j + KD_CE_STEP <= end; j += KD_CE_STEP) {
+      for (int k = 0; k < KD_CE_U; k++) {
+        size_t i = j + k * KD_LANES;
+        kd_vf q = kd_mul(kd_load(es + i), izs);
+        kd_vf r = kd_mul(kd_load(et + i), izt);
+        f[k] = kd_fmadd(r, kd_log(kd_add(q, eps)), f[k]);
+      }
+    }
+    for (; j < end; j += KD_LANES) {
+      kd_vm m = kd_tail(end - j);
+      kd_vf q = kd_mul(kd_load_part(es + j, end - j, m), izs);
+      kd_vf r = kd_mul(kd_load_part(et + j, end - j, m), izt);
+      f[0] = kd_fmadd_m(f[0], m, r, kd_log(kd_add(q, eps)));
+    }
+    sum += kd_hsum_n(f, KD_CE_U);
+  }
+  return sum;
+}
+
+/* One vector of pass 3b: the signed q and w-or-u into *q_out, *v_out; adds
+ * to the four sums and to the u_size maximum in lanes m. */
+static inline void kd_cestats_vec(kd_vf x, kd_vf y, kd_vf e_s, kd_vf e_t, const kd_ce_row *row,
+                                  kd_vm m, kd_vf *q_out, kd_vf *v_out, kd_vf *f, kd_vf *fq,
+                                  kd_vf *fqw, kd_vf *fqu, kd_vf *u_size) {
+  const kd_vf eps = kd_set1(KD_EPS);
+  kd_vf q = kd_mul(e_s, kd_set1(row->inv_zs));
+  kd_vf r = kd_mul(e_t, kd_set1(row->inv_zt));
+  /* t_j - s_j as a TwoSum pair: exact at any offset between the two. */
+  kd_vf a = kd_sub(y, x), bb = kd_sub(a, y);
+  kd_vf a_lo = kd_add(kd_sub(y, kd_sub(a, bb)), kd_sub(kd_neg(x), bb));
+  kd_vf d = kd_fmadd(kd_add(kd_sub(a, kd_set1(row->max_gap)),
+                            kd_sub(a_lo, kd_set1(row->max_gap_lo))),
+                     kd_set1(row->inv_temp), kd_set1(row->log_zs_zt));
+  /* The scalar ternary as a select: the polynomial of NaN or +-inf (masked
+   * classes, lanes past n) is computed but never chosen. */
+  kd_vm band = kd_lt(kd_abs(d), kd_set1(KD_EXPM1_BAND));
+  kd_vf diff = kd_select(band, kd_fnmadd(q, kd_expm1f_band(d), kd_zero()), kd_sub(q, r));
+  /* A true division: a reciprocal estimate needs Newton steps to match it
+   * and was no faster (docs/design.md). */
+  kd_vf rcp = kd_div(kd_set1(1.0f), kd_add(q, eps));
+  kd_vf w = kd_mul(r, rcp), u = kd_mul(kd_add(diff, eps), rcp);
+  *f = kd_fmadd_m(*f, m, r, kd_log(kd_add(q, eps)));
+  *fq = kd_add_m(*fq, m, q);
+  *fqw = kd_fmadd_m(*fqw, m, q, w);
+  *fqu = kd_fmadd_m(*fqu, m, q, u);
+  kd_vm u_form = kd_gt(w, kd_set1(KD_U_FORM_W));
+  kd_vf size = kd_mul(kd_mul(q, kd_add(kd_abs(diff), eps)), rcp);
+  *u_size = kd_max_m(*u_size, kd_mand(u_form, m), size);
+  /* -q by the sign bit, so a q of +0 becomes -0 and still marks the u-form. */
+  *q_out = kd_select(u_form, kd_neg(q), q);
+  *v_out = kd_select(u_form, u, w);
+}
+
+double KD_FN(cestats)(size_t n, const float *s, const float *t, float *es_q, float *et_v,
+                      const kd_ce_row *row, kd_ce_sums *sums) {
+  double sum = 0.0, dq = 0.0, dqw = 0.0, dqu = 0.0;
+  kd_vf u_size = kd_zero();
+  for (size_t j = 0; j < n;) {
+    size_t end = kd_block_end(j, n);
+    kd_vf f[KD_CE_U], fq[KD_CE_U], fqw[KD_CE_U], fqu[KD_CE_U], q, v;
+    for (int k = 0; k < KD_CE_U; k++) f[k] = fq[k] = fqw[k] = fqu[k] = kd_zero();
+    for (; j + KD_CE_STEP <= end; j += KD_CE_STEP) {
+      for (int k = 0; k < KD_CE_U; k++) {
+        size_t i = j + k * KD_LANES;
+        kd_cestats_vec(kd_load(s + i), kd_load(t + i), kd_load(es_q + i), kd_load(et_v + i),
+                       row, kd_all(), &q, &v, &f[k], &fq[k], &fqw[k], &fqu[k], &u_size);
+        kd_store(es_q + i, q);
+        kd_store(et_v + i, v);
+      }
+    }
+    for (; j < end; j += KD_LANES) {
+      size_t k = end - j;
+      kd_vm m = kd_tail(k);
+      kd_cestats_vec(kd_load_part(s + j, k, m), kd_load_part(t + j, k, m),
+                     kd_load_part(es_q + j, k, m), kd_load_part(et_v + j, k, m), row, m, &q,
+                     &v, &f[0], &fq[0], &fqw[0], &fqu[0], &u_size);
+      kd_store_part(es_q + j, k, m, q);
+      kd_store_part(et_v + j, k, m, v);
+    }
+    sum += kd_hsum_n(f, KD_CE_U);
+    dq += kd_hsum_n(fq, KD_CE_U);
+    dqw += kd_hsum_n(fqw, KD_CE_U);
+    dqu += kd_hsum_n(fqu, KD_CE_U);
+  }
+  sums->q = dq;
+  sums->qw = dqw;
+  sums->qu = dqu;
+  sums->u_size = kd_hmax(u_size);
+  return sum;
+}
+
+/* One vector of pass 4: the sign of q_signed picks the form; *e gets the size
+ * of the terms the bracket cancels from, scaled like the gradient. */
+static inline kd_vf kd_cegrad_vec(kd_vf q_signed, kd_vf v, const kd_ce_row *row, kd_vf *e) {
+  kd_vf qs = kd_set1(row->q_sum);
+  kd_vf b_u = kd_fmsub(v, qs, kd_set1(row->qu_sum));
+  kd_vf b_w = kd_fnmadd(v, qs, kd_set1(row->qw_sum));
+  kd_vf b = kd_select_sign(q_signed, b_u, b_w);
+  kd_vf sum = kd_select_sign(q_signed, kd_set1(fabsf(row->qu_sum)), kd_set1(fabsf(row->qw_sum)));
+  kd_vf size = kd_fmadd(kd_abs(v), qs, sum);
+  kd_vf q = kd_abs(q_signed);
+  *e = kd_mul(kd_mul(kd_set1(fabsf(row->grad_scale)), q), size);
+  return kd_mul(kd_mul(kd_set1(row->grad_scale), q), b);
+}
+
+void KD_FN(cegrad)(size_t n, const float *q_signed, const float *v, float *grad,
+                   const kd_ce_row *row_in, size_t skip, kd_grad_stats *stats) {
+  /* A local copy of *row: grad is a float * and could alias its float fields,
+   * so without it every field is reloaded after every store. */
+  const kd_ce_row row_copy = *row_in, *row = &row_copy;
+  double others = 0.0;
+  /* Both maxima start at 0 and take values >= 0, as kd_max_m asks. */
+  kd_vf max_abs = kd_zero(), max_err = kd_zero();
+  for (size_t j = 0; j < n;) {
+    size_t end = kd_block_end(j, n);
+    kd_vf f[KD_CE_U], e;
+    for (int k = 0; k < KD_CE_U; k++) f[k] = kd_zero();
+    for (; j + KD_CE_STEP <= end; j += KD_CE_STEP) {
+      for (int k = 0; k < KD_CE_U; k++) {
+        size_t i = j + k * KD_LANES;
+        kd_vf g = kd_cegrad_vec(kd_load(q_signed + i), kd_load(v + i), row, &e);
+        kd_store(grad + i, g);
+        kd_vm keep = kd_all_but(skip - i); /* skip < i wraps to "every lane" */
+        f[k] = kd_add_m(f[k], keep, g);
+        max_abs = kd_max_m(max_abs, keep, kd_abs(g));
+        max_err = kd_max_m(max_err, keep, e);
+      }
+    }
+    for (; j < end; j += KD_LANES) {
+      kd_vm m = kd_tail(end - j);
+      kd_vf g = kd_cegrad_vec(kd_load_part(q_signed + j, end - j, m),
+                              kd_load_part(v + j, end - j, m), row, &e);
+      kd_store_part(grad + j, end - j, m, g);
+      kd_vm keep = kd_mand(m, kd_all_but(skip - j));
+      f[0] = kd_add_m(f[0], keep, g);
+      max_abs = kd_max_m(max_abs, keep, kd_abs(g));
+      max_err = kd_max_m(max_err, keep, e);
+    }
+    others += kd_hsum_n(f, KD_CE_U);
+  }
+  stats->others = others;
+  stats->max_abs = kd_hmax(max_abs);
+  stats->max_err = kd_hmax(max_err);
+}
+
+#endif /* KD_CE_PASSES_H */

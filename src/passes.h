@@ -1,0 +1,28 @@
+/*
+ * passes.h -- what the pass skeletons (ce_passes.h, mse_passes.h) share.
+ *
+ * Included by src/<isa>/ files after their operation layer vec_<isa>.h, which
+ * defines KD_VEC_ISA, KD_LANES, kd_vf, kd_vm and the kd_* operations. No
+ * intrinsics here: each skeleton is written once and compiled per ISA.
+ */
+#ifndef KD_PASSES_H
+#define KD_PASSES_H
+
+#ifndef KD_VEC_ISA
+#error "include the ISA's vec_<isa>.h before passes.h"
+#endif
+#include "kernels.h"
+
+/* kd_f32_<op>_<isa>, the names kernels.h declares. */
+#define KD_PASTE_(a, b) a##_##b
+#define KD_PASTE(a, b) KD_PASTE_(a, b)
+#define KD_FN(op) KD_PASTE(kd_f32_##op, KD_VEC_ISA)
+
+/* The u accumulators of one sum, added, then reduced into double. */
+static inline double kd_hsum_n(const kd_vf *acc, int u) {
+  kd_vf v = acc[0];
+  for (int k = 1; k < u; k++) v = kd_add(v, acc[k]);
+  return kd_hsum(v);
+}
+
+#endif /* KD_PASSES_H */
