@@ -21,5 +21,8 @@ meson test -C "$build" --print-errorlogs
 echo "== aarch64 tests under qemu: KDLOSS_ISA=scalar"
 KDLOSS_ISA=scalar meson test -C "$build" --print-errorlogs --logbase testlog-scalar
 
+echo "== aarch64 libraries: only the public API exported"
+NM=aarch64-linux-gnu-nm scripts/check-exports.sh "$build"
+
 grep -h '^\[ worst' "$build"/meson-logs/testlog.txt "$build"/meson-logs/testlog-scalar.txt || true
 echo "== aarch64 CI passed in $(( $(date +%s) - start )) s"

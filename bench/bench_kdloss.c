@@ -11,7 +11,7 @@
  * of this architecture that the CPU or the build lacks is reported as a
  * benchmark "<isa>/skipped" carrying the reason.
  *
- *   meson test -C build --benchmark                          (about 2 minutes here)
+ *   meson test -C build --benchmark
  *   build/bench/bench_kdloss --benchmark_filter='avx512/ce_' (any Google Benchmark flag)
  *
  * Names are <isa>/<operation>/<rows>/<cols>; the floors are
@@ -22,10 +22,9 @@
  * Google Benchmark prints bytes_per_second in binary units (G = 2^30); the
  * summary's GB/s are decimal (10^9).
  * Defaults (overridable on the command line): 5 repetitions of at least 0.1 s
- * each, in random order across all benchmarks (so a noisy minute on a shared
- * machine lands on many benchmarks a little rather than on one ISA's block;
- * it costs ~25 s more here), aggregates only (the median is the number to
- * quote). After the report
+ * each, in random order across all benchmarks (so a noisy stretch of a
+ * shared machine lands on many benchmarks a little rather than on one ISA's
+ * block), aggregates only (the median is the number to quote). After the report
  * comes a Markdown summary of the medians (CPU time): throughput per ISA and
  * shape, and ratios to the floors.
  *
@@ -58,8 +57,8 @@ typedef struct shape {
 /* Continual-learning heads, ImageNet, and language-model vocabularies. */
 static const shape shapes[] = {{128, 10}, {128, 100}, {256, 1000}, {64, 32000}, {8, 128256}};
 #define N_SHAPES (sizeof shapes / sizeof shapes[0])
-/* MSE far out of cache: 1 GiB per array (the development VM reports a
- * 300 MiB L3), 3 GiB with the gradient. */
+/* MSE far out of cache: 1 GiB per array, larger than any last-level cache,
+ * 3 GiB with the gradient. */
 static const shape big = {64, (int64_t)1 << 22};
 
 typedef enum op {

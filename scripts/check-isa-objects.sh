@@ -3,6 +3,8 @@
 # src/avx2/ and src/avx512/: no object of the shared code (the core library's
 # own objects and src/scalar/) may use a ymm or zmm register, and in the
 # linked libkdloss.so every function that does must come from an ISA object.
+# Then check-exports.sh (the nm check): the libraries export only the public
+# API and hold no test or benchmark symbol.
 # Exit status 1 on any violation, 2 on a usage or build-tree problem.
 set -eu
 
@@ -57,4 +59,7 @@ else
 fi
 
 [ "$status" -eq 0 ] && echo "PASS: shared code is baseline x86-64" || echo "FAILED"
+
+# 3. Exported symbols (nm).
+NM="$NM" "$(dirname "$0")/check-exports.sh" "$build" || status=$?
 exit "$status"

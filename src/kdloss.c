@@ -134,16 +134,16 @@ static void ce_grad_row_f64(size_t n, const float *s, const float *t, double tem
     double q = exp(((double)s[j] - ms) / temperature) / zs;
     double r = exp(((double)t[j] - mt) / temperature) / zt;
     q_sum += q;
-    qw_sum += q * (r / (q + 1e-5));
-    qu_sum += q * ((q - r + 1e-5) / (q + 1e-5));
+    qw_sum += q * (r / (q + KD_EPS));
+    qu_sum += q * ((q - r + KD_EPS) / (q + KD_EPS));
   }
   int dominant = zs < 2.0;
   double others = 0.0;
   for (size_t j = 0; j < n; j++) {
     double q = exp(((double)s[j] - ms) / temperature) / zs;
     double r = exp(((double)t[j] - mt) / temperature) / zt;
-    double w = r / (q + 1e-5);
-    double b = w > 0.5 ? (q - r + 1e-5) / (q + 1e-5) * q_sum - qu_sum : qw_sum - w * q_sum;
+    double w = r / (q + KD_EPS);
+    double b = w > 0.5 ? (q - r + KD_EPS) / (q + KD_EPS) * q_sum - qu_sum : qw_sum - w * q_sum;
     double g = scale * q * b;
     if (dominant && j == m) continue;
     others += g;

@@ -97,7 +97,7 @@ static void argument_errors(void **state) {
       c = valid(dist, g); c.factor = -3.0f;         EXPECT(c, KD_OK);
       c = valid(dist, g); c.factor = 0.0f;          EXPECT(c, KD_OK);
       const float bad_t[] = {0.0f, -0.0f, -1.0f, NAN, INFINITY, -INFINITY, 1e-40f};
-      for (size_t k = 0; k < sizeof bad_t / sizeof bad_t[0]; k++) {
+      for (size_t k = 0; k < TK_COUNT(bad_t); k++) {
         c = valid(dist, g);
         c.temp = bad_t[k];
         EXPECT(c, dist == KD_MSE ? KD_OK : KD_ERR_TEMPERATURE); /* MSE ignores T */
@@ -156,7 +156,7 @@ static void aliasing(void **state) {
     };
     kd_status want[] = {KD_ERR_ALIAS, KD_ERR_ALIAS, KD_ERR_ALIAS, KD_ERR_ALIAS,
                         KD_ERR_ALIAS, KD_ERR_STRIDE, KD_ERR_ALIAS, KD_ERR_ALIAS};
-    for (size_t k = 0; k < sizeof want / sizeof want[0]; k++) {
+    for (size_t k = 0; k < TK_COUNT(want); k++) {
       loss = SENTINEL;
       kd_status st = kd_loss_grad_f32(dist, 1, 2, ROWS, COLS, s, COLS, t, COLS, bad[k].l,
                                       bad[k].g, bad[k].ldg);

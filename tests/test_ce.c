@@ -10,7 +10,7 @@
 #include "tester.h"
 
 static const float temperatures[] = {0.05f, 0.5f, 1.0f, 2.0f, 3.5f, 10.0f, 100.0f};
-#define NTEMPS (sizeof temperatures / sizeof temperatures[0])
+#define NTEMPS TK_COUNT(temperatures)
 
 /* Every width from 1 to past two of the widest vectors (2*16+1), and some. */
 static void ce_small_cols(void **state) {
@@ -33,7 +33,7 @@ static void ce_large_cols(void **state) {
   (void)state;
   static const size_t cols[] = {63, 64, 65, 100, 127, 128, 129, 255, 256, 257, 1000, 1023,
                                 1024, 2047, 2048, 2049, 4095, 4096, 4097, 32000, 32768, 128256};
-  for (size_t k = 0; k < sizeof cols / sizeof cols[0]; k++) {
+  for (size_t k = 0; k < TK_COUNT(cols); k++) {
     tk_case c = tk_default(KD_CROSS_ENTROPY, cols[k] > 5000 ? 1 : 3, cols[k]);
     c.seed = 100 + k;
     tk_run(&c);
@@ -47,7 +47,7 @@ static void ce_large_cols(void **state) {
 static void ce_rows(void **state) {
   (void)state;
   static const size_t rows[] = {1, 2, 7, 64, 255, 512};
-  for (size_t k = 0; k < sizeof rows / sizeof rows[0]; k++) {
+  for (size_t k = 0; k < TK_COUNT(rows); k++) {
     tk_case c = tk_default(KD_CROSS_ENTROPY, rows[k], 10);
     c.seed = 200 + k;
     tk_run(&c);
@@ -98,8 +98,8 @@ static void ce_offsets(void **state) {
   (void)state;
   static const float offsets[] = {-2e4f, 2e4f, 90.0f, -1e3f};
   static const tk_inputs kinds[] = {TK_NEAR, TK_IDENTICAL, TK_RANDOM, TK_PEAKED};
-  for (size_t o = 0; o < 4; o++)
-    for (size_t k = 0; k < 4; k++)
+  for (size_t o = 0; o < TK_COUNT(offsets); o++)
+    for (size_t k = 0; k < TK_COUNT(kinds); k++)
       for (size_t t = 0; t < NTEMPS; t += 3) {
         tk_case c = tk_default(KD_CROSS_ENTROPY, 2, 37);
         c.shift = -1e4f;
@@ -114,7 +114,7 @@ static void ce_offsets(void **state) {
 static void ce_identical(void **state) {
   (void)state;
   static const size_t cols[] = {1, 2, 3, 10, 17, 100, 1000, 32000};
-  for (size_t k = 0; k < 8; k++) {
+  for (size_t k = 0; k < TK_COUNT(cols); k++) {
     for (size_t t = 0; t < NTEMPS; t += 2) {
       tk_case c = tk_default(KD_CROSS_ENTROPY, 2, cols[k]);
       c.temperature = temperatures[t];
@@ -134,7 +134,7 @@ static void ce_identical(void **state) {
 static void ce_gaps(void **state) {
   (void)state;
   static const size_t cols[] = {2, 10, 33, 1000};
-  for (size_t k = 0; k < 4; k++) {
+  for (size_t k = 0; k < TK_COUNT(cols); k++) {
     for (size_t t = 0; t < NTEMPS; t++) {
       tk_case c = tk_default(KD_CROSS_ENTROPY, 3, cols[k]);
       c.inputs = TK_GAPS;
@@ -149,7 +149,7 @@ static void ce_gaps(void **state) {
 static void ce_masked(void **state) {
   (void)state;
   static const size_t cols[] = {1, 2, 3, 8, 15, 16, 17, 33, 100, 4097};
-  for (size_t k = 0; k < 10; k++) {
+  for (size_t k = 0; k < TK_COUNT(cols); k++) {
     tk_case c = tk_default(KD_CROSS_ENTROPY, 5, cols[k]);
     c.seed = 800 + k;
     c.inputs = TK_MASKED;
@@ -165,7 +165,7 @@ static void ce_masked(void **state) {
 static void ce_peaked(void **state) {
   (void)state;
   static const size_t cols[] = {2, 3, 10, 33, 1000};
-  for (size_t k = 0; k < 5; k++) {
+  for (size_t k = 0; k < TK_COUNT(cols); k++) {
     for (size_t t = 0; t < NTEMPS; t++) {
       tk_case c = tk_default(KD_CROSS_ENTROPY, 3, cols[k]);
       c.inputs = TK_PEAKED;
@@ -183,7 +183,7 @@ static void ce_peaked(void **state) {
 static void ce_ill_conditioned(void **state) {
   (void)state;
   static const size_t cols[] = {2, 3, 17, 1000};
-  for (size_t k = 0; k < 4; k++) {
+  for (size_t k = 0; k < TK_COUNT(cols); k++) {
     for (int flat = 0; flat < 3; flat++) {
       tk_case c = tk_default(KD_CROSS_ENTROPY, 2, cols[k]);
       c.inputs = flat == 2 ? TK_NEAR : TK_IDENTICAL;
@@ -196,7 +196,7 @@ static void ce_ill_conditioned(void **state) {
     }
   }
   /* Two top classes 1e-3 apart, the rest far below, identical inputs. */
-  for (size_t k = 1; k < 4; k++) {
+  for (size_t k = 1; k < TK_COUNT(cols); k++) {
     tk_case c = tk_default(KD_CROSS_ENTROPY, 3, cols[k]);
     c.inputs = TK_TIED;
     c.temperature = 1.0f;
@@ -208,7 +208,7 @@ static void ce_ill_conditioned(void **state) {
 static void ce_factors(void **state) {
   (void)state;
   static const float factors[] = {0.0f, 1.0f, -1.0f, 2.5f, 1e-3f, 1e4f};
-  for (size_t k = 0; k < 6; k++) {
+  for (size_t k = 0; k < TK_COUNT(factors); k++) {
     tk_case c = tk_default(KD_CROSS_ENTROPY, 3, 37);
     c.factor = factors[k];
     c.seed = 1000 + k;
@@ -226,9 +226,9 @@ static void ce_random_sweep(void **state) {
   for (int k = 0; k < 300; k++) {
     size_t cols = (size_t)exp(tk_uniform(&rng) * log(5000.0)) ;
     tk_case c = tk_default(KD_CROSS_ENTROPY, 1 + tk_next(&rng) % 3, cols < 1 ? 1 : cols);
-    c.inputs = (tk_inputs)(tk_next(&rng) % 8);
+    c.inputs = (tk_inputs)(tk_next(&rng) % TK_INPUTS_COUNT);
     c.temperature = temperatures[tk_next(&rng) % NTEMPS];
-    c.scale = scales[tk_next(&rng) % 6];
+    c.scale = scales[tk_next(&rng) % TK_COUNT(scales)];
     c.shift = (float)(tk_next(&rng) % 3) * 100.0f - 100.0f;
     c.t_offset = tk_next(&rng) % 4 == 0 ? -2e4f : 0.0f;
     c.factor = tk_next(&rng) % 4 == 0 ? -0.5f : 1.0f;
@@ -247,5 +247,8 @@ int main(void) {
       cmocka_unit_test(ce_masked),      cmocka_unit_test(ce_peaked),
       cmocka_unit_test(ce_ill_conditioned), cmocka_unit_test(ce_factors),     cmocka_unit_test(ce_random_sweep),
   };
-  return tk_run_per_isa("ce", tests, sizeof tests / sizeof tests[0]);
+  tk_isa_runs r = tk_isa_runs_start("ce");
+  while (tk_isa_next(&r))
+    r.failures += cmocka_run_group_tests_name(r.name, tests, NULL, NULL);
+  return r.failures;
 }

@@ -15,13 +15,13 @@ static void mse_shapes(void **state) {
     tk_run(&c);
   }
   static const size_t cols[] = {64, 100, 255, 256, 257, 1000, 1023, 4097, 32000, 128256};
-  for (size_t k = 0; k < 10; k++) {
+  for (size_t k = 0; k < TK_COUNT(cols); k++) {
     tk_case c = tk_default(KD_MSE, cols[k] > 5000 ? 2 : 5, cols[k]);
     c.seed = 50 + k;
     tk_run(&c);
   }
   static const size_t rows[] = {1, 2, 7, 64, 255, 512};
-  for (size_t k = 0; k < 6; k++) {
+  for (size_t k = 0; k < TK_COUNT(rows); k++) {
     tk_case c = tk_default(KD_MSE, rows[k], 10);
     c.seed = 70 + k;
     tk_run(&c);
@@ -36,7 +36,7 @@ static void mse_strides_unaligned(void **state) {
 static void mse_values(void **state) {
   (void)state;
   static const float factors[] = {0.0f, 1.0f, -2.0f, 1e-3f, 1e4f};
-  for (size_t k = 0; k < 5; k++) {
+  for (size_t k = 0; k < TK_COUNT(factors); k++) {
     tk_case c = tk_default(KD_MSE, 3, 77);
     c.factor = factors[k];
     c.seed = 600 + k;
@@ -64,5 +64,8 @@ int main(void) {
       cmocka_unit_test(mse_strides_unaligned),
       cmocka_unit_test(mse_values),
   };
-  return tk_run_per_isa("mse", tests, sizeof tests / sizeof tests[0]);
+  tk_isa_runs r = tk_isa_runs_start("mse");
+  while (tk_isa_next(&r))
+    r.failures += cmocka_run_group_tests_name(r.name, tests, NULL, NULL);
+  return r.failures;
 }

@@ -25,8 +25,10 @@ tk_case tk_default(kd_distance distance, size_t rows, size_t cols) {
 }
 
 static const char *inputs_name(tk_inputs k) {
-  static const char *names[] = {"random", "identical", "same-ptr", "near",
-                                "gaps",   "masked",    "peaked",   "one-left", "tied"};
+  static const char *const names[TK_INPUTS_COUNT] = {
+      [TK_RANDOM] = "random", [TK_IDENTICAL] = "identical", [TK_SAME_PTR] = "same-ptr",
+      [TK_NEAR] = "near",     [TK_GAPS] = "gaps",           [TK_MASKED] = "masked",
+      [TK_PEAKED] = "peaked", [TK_ONE_LEFT] = "one-left",   [TK_TIED] = "tied"};
   return names[k];
 }
 
@@ -211,8 +213,8 @@ void tk_run(const tk_case *c) {
 void tk_run_strides(tk_case c, uint64_t seed0) {
   static const size_t pads[] = {0, 1, 7, 16};
   static const size_t cols[] = {1, 5, 16, 17, 31, 100};
-  for (size_t p = 0; p < sizeof pads / sizeof pads[0]; p++)
-    for (size_t k = 0; k < sizeof cols / sizeof cols[0]; k++)
+  for (size_t p = 0; p < TK_COUNT(pads); p++)
+    for (size_t k = 0; k < TK_COUNT(cols); k++)
       for (size_t off = 0; off <= 1; off++) {
         c.cols = cols[k];
         c.ld_pad = pads[p];
@@ -234,29 +236,30 @@ void tk_print_worst(const char *isa) {
   memset(&tk_worst, 0, sizeof tk_worst);
 }
 
-int tk_run_per_isa(const char *suite, const struct CMUnitTest *tests, size_t count) {
-  /* KDLOSS_ISA naming a supported ISA narrows the run to it (CI uses this to
-   * run the scalar path on its own); otherwise every ISA this CPU and build
-   * support runs, and the others are named and left out. */
+tk_isa_runs tk_isa_runs_start(const char *suite) {
+  tk_isa_runs r = {suite, KD_ISA_AUTO, "", 0};
+  return r;
+}
+
+int tk_isa_next(tk_isa_runs *r) {
+  if (r->isa != KD_ISA_AUTO) tk_print_worst(r->name);
   const char *only = getenv("KDLOSS_ISA");
-  int failures = 0;
-  for (kd_isa isa = KD_ISA_SCALAR; isa <= KD_ISA_NEON; isa++) {
-    if (only && kd_isa_supported(isa) && strcmp(only, kd_isa_name(isa)) != 0) continue;
-    char name[128];
-    snprintf(name, sizeof name, "%s/%s", suite, kd_isa_name(isa));
-    if (!kd_isa_supported(isa)) {
-      printf("[ SKIPPED  ] %s: this CPU or build lacks it\n", name);
+  /* KD_ISA_AUTO precedes KD_ISA_SCALAR, the first real ISA. */
+  for (r->isa++; r->isa <= KD_ISA_NEON; r->isa++) {
+    snprintf(r->name, sizeof r->name, "%s/%s", r->suite, kd_isa_name(r->isa));
+    if (only && kd_isa_supported(r->isa) && strcmp(only, kd_isa_name(r->isa)) != 0) continue;
+    if (!kd_isa_supported(r->isa)) {
+      printf("[ SKIPPED  ] %s: this CPU or build lacks it\n", r->name);
       continue;
     }
-    if (kd_set_isa(isa) != KD_OK || kd_get_isa() != isa) {
-      printf("[  FAILED  ] %s: kd_set_isa did not take\n", name);
-      failures++;
+    if (kd_set_isa(r->isa) != KD_OK || kd_get_isa() != r->isa) {
+      printf("[  FAILED  ] %s: kd_set_isa did not take\n", r->name);
+      r->failures++;
       continue;
     }
     memset(&tk_worst, 0, sizeof tk_worst);
-    failures += _cmocka_run_group_tests(name, tests, count, NULL, NULL);
-    tk_print_worst(name);
+    return 1;
   }
   kd_set_isa(KD_ISA_AUTO);
-  return failures;
+  return 0;
 }

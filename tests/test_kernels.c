@@ -1,0 +1,428 @@
+/*
+ * Every pass of every SIMD ISA this CPU and build support, called directly and
+ * compared with the same pass of the scalar table on the same inputs, in the
+ * manner of XNNPACK's microkernel testers: lengths n = 1 .. 3W + 1 around the
+ * vector width W, then a few long rows that cross KD_BLOCK; random, near
+ * (teacher ~ student: the u-form and expm1 path), masked (-inf classes) and
+ * tied (the student's maximum repeated: the first argmax) rows. Outputs sit
+ * between sentinel guards, and every pointer is tried aligned and one float
+ * off. A failure names the pass, the ISA, n, the inputs, the seed and the
+ * index. The bounds are TK_K_* in tolerance.h.
+ *
+ * The inputs of a later pass are made as src/kdloss.c makes them, by the
+ * scalar table's earlier passes, so each pass is judged on its own.
+ */
+#include <float.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "kernels.h"
+#include "rng.h"
+#include "tolerance.h"
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+static const struct simd_isa {
+  kd_isa isa;
+  size_t lanes;
+} simd_isas[] = {{KD_ISA_AVX2, 8}, {KD_ISA_AVX512, 16}, {KD_ISA_NEON, 4}};
+
+/* Long rows: either side of one and two blocks, and odd lengths past them. */
+static const size_t long_ns[] = {255, 256, 257, 511, 512, 513, 1000, 4097};
+
+typedef enum row_inputs { RANDOM, NEAR, MASKED, TIED, NONFINITE, ROW_INPUTS_COUNT } row_inputs;
+static const char *const inputs_names[ROW_INPUTS_COUNT] = {"random", "near", "masked", "tied",
+                                                           "nonfinite"};
+
+/* One comparison's identity, for the failure message. */
+typedef struct where {
+  const char *pass, *isa, *inputs;
+  size_t n, misalign;
+  uint64_t seed;
+} where;
+
+static void fail_at(const where *w, const char *what, size_t j, double got, double want,
+                    double tol) {
+  fail_msg("pass %s, isa %s, n=%zu, inputs %s, seed %llu, misalign %zu: %s[%zu] = %.9g, "
+           "scalar %.9g, error %.3g > tolerance %.3g",
+           w->pass, w->isa, w->n, w->inputs, (unsigned long long)w->seed, w->misalign, what, j,
+           got, want, fabs(got - want), tol);
+}
+
+/* The largest error seen in the current pass, as a fraction of its tolerance. */
+static double worst;
+
+/* |got - want| <= tol; equal values (infinities, exact zeros) always pass. */
+static void near_enough(const where *w, const char *what, size_t j, double got, double want,
+                        double tol) {
+  if (got == want) return;
+  if (!(fabs(got - want) <= tol)) fail_at(w, what, j, got, want, tol);
+  worst = fmax(worst, fabs(got - want) / tol);
+}
+
+/* A buffer of n floats between TK_K_GUARD sentinels on either side, starting
+ * misalign floats past an aligned address. */
+#define TK_K_GUARD 32
+static const uint32_t sentinel = 0x7fc0deadu; /* a quiet NaN no kernel computes */
+
+typedef struct guarded {
+  float *base, *p;
+  size_t n, misalign;
+} guarded;
+
+static guarded guarded_new(size_t n, size_t misalign) {
+  guarded g = {NULL, NULL, n, misalign};
+  size_t floats = n + misalign + 2 * TK_K_GUARD;
+  g.base = malloc(floats * sizeof(float));
+  assert_non_null(g.base);
+  for (size_t k = 0; k < floats; k++) memcpy(g.base + k, &sentinel, sizeof sentinel);
+  g.p = g.base + TK_K_GUARD + misalign;
+  return g;
+}
+
+static guarded guarded_copy(const float *x, size_t n, size_t misalign) {
+  guarded g = guarded_new(n, misalign);
+  memcpy(g.p, x, n * sizeof(float));
+  return g;
+}
+
+/* No write outside [0, n). */
+static void guards_intact(const where *w, const char *what, const guarded *g) {
+  size_t floats = g->n + g->misalign + 2 * TK_K_GUARD;
+  for (size_t k = 0; k < floats; k++) {
+    if (g->base + k == g->p) k += g->n;
+    if (k < floats && memcmp(g->base + k, &sentinel, sizeof sentinel) != 0)
+      fail_msg("pass %s, isa %s, n=%zu, inputs %s, seed %llu, misalign %zu: %s written at "
+               "index %td, outside [0, n)",
+               w->pass, w->isa, w->n, w->inputs, (unsigned long long)w->seed, w->misalign, what,
+               (g->base + k) - g->p);
+  }
+}
+
+/* One row of student and teacher logits, and the constants the row loop of
+ * src/kdloss.c derives from them with the scalar table's passes 1 to 3b. */
+typedef struct row_case {
+  where at;
+  float *s, *t;
+  float temperature;
+  kd_ce_row row;
+  size_t argmax;
+  double zs, zt;
+  float *es, *et;    /* pass 2's exps */
+  float *q, *v;      /* pass 3b's signed q and w or u */
+  kd_ce_sums sums;
+  double sum3b;      /* and its return value */
+} row_case;
+
+static void fill(row_case *c, row_inputs inputs) {
+  uint64_t rng = c->at.seed;
+  size_t n = c->at.n;
+  float scale = 3.0f;
+  for (size_t j = 0; j < n; j++) {
+    double a = tk_normal(&rng), b = tk_normal(&rng);
+    c->s[j] = (float)(scale * a);
+    c->t[j] = (float)(scale * (inputs == NEAR || inputs == TIED ? a + 1e-3 * b : b));
+  }
+  size_t keep = (size_t)(tk_uniform(&rng) * (double)n);
+  if (inputs == MASKED)
+    for (size_t j = 0; j < n; j++) {
+      if (j == keep) continue;
+      if (tk_uniform(&rng) < 0.33) c->s[j] = -INFINITY;
+      if (tk_uniform(&rng) < 0.33) c->t[j] = -INFINITY;
+    }
+  if (inputs == TIED) /* the maximum at keep and at two later places */
+    for (size_t j = keep; j < n; j += 1 + n / 3) c->s[j] = 4.0f * scale;
+  if (inputs == NONFINITE) {
+    if (tk_next(&rng) % 2) c->s[keep] = NAN;
+    else c->t[keep] = INFINITY;
+  }
+}
+
+static row_case case_new(const kd_kernels *scalar, const char *pass, const char *isa, size_t n,
+                         row_inputs inputs, uint64_t seed) {
+  row_case c;
+  memset(&c, 0, sizeof c);
+  c.at = (where){pass, isa, inputs_names[inputs], n, 0, seed};
+  c.s = malloc(n * sizeof(float));
+  c.t = malloc(n * sizeof(float));
+  c.es = malloc(n * sizeof(float));
+  c.et = malloc(n * sizeof(float));
+  c.q = malloc(n * sizeof(float));
+  c.v = malloc(n * sizeof(float));
+  assert_true(c.s && c.t && c.es && c.et && c.q && c.v);
+  fill(&c, inputs);
+  c.temperature = seed % 2 ? 2.0f : 0.7f;
+  if (inputs == NONFINITE) return c;
+
+  /* As ce_rows in src/kdloss.c: factor 1, three rows, this one the last. */
+  kd_ce_row *row = &c.row;
+  row->inv_temp = 1.0f / c.temperature;
+  row->grad_scale = (float)(1.0 / (3.0 * c.temperature));
+  row->next_s = c.s;
+  row->next_t = c.t;
+  assert_int_equal(scalar->rmax2(n, c.s, c.t, &row->s_max, &row->t_max), 0);
+  c.argmax = scalar->expsum2(n, c.s, c.t, row, c.es, c.et, &c.zs, &c.zt);
+  row->inv_zs = (float)(1.0 / c.zs);
+  row->inv_zt = (float)(1.0 / c.zt);
+  row->log_zs_zt = (float)log(c.zs / c.zt);
+  row->max_gap = row->t_max - row->s_max;
+  float bb = row->max_gap - row->t_max;
+  row->max_gap_lo = (row->t_max - (row->max_gap - bb)) + (-row->s_max - bb);
+  memcpy(c.q, c.es, n * sizeof(float));
+  memcpy(c.v, c.et, n * sizeof(float));
+  c.sum3b = scalar->cestats(n, c.s, c.t, c.q, c.v, row, &c.sums);
+  row->q_sum = (float)c.sums.q;
+  row->qw_sum = (float)c.sums.qw;
+  row->qu_sum = (float)c.sums.qu;
+  return c;
+}
+
+static void case_free(row_case *c) {
+  free(c->s);
+  free(c->t);
+  free(c->es);
+  free(c->et);
+  free(c->q);
+  free(c->v);
+}
+
+/* q_j, r_j of pass 3, from pass 2's exps, in double. */
+static double q_of(const row_case *c, size_t j) { return c->es[j] * (double)c->row.inv_zs; }
+static double r_of(const row_case *c, size_t j) { return c->et[j] * (double)c->row.inv_zt; }
+
+/* The scale of pass 3b's u_j's rounding: |u_j| + 1 + |d_j|'s terms, where
+ * d_j = ((t_j - s_j) - (t_max - s_max))/T + log(zs/zt) is rounded at the size of
+ * its terms and u_j carries that error (times q_j/(q_j + eps) <= 1). */
+static double u_scale(const row_case *c, size_t j) {
+  double q = q_of(c, j), r = r_of(c, j);
+  double u = (q - r + KD_EPS) / (q + KD_EPS);
+  double gap = ((double)c->t[j] - c->s[j]) - ((double)c->row.t_max - c->row.s_max);
+  double terms = fabs(gap) * c->row.inv_temp + fabs(c->row.log_zs_zt);
+  return fabs(u) + 1.0 + (isfinite(terms) ? terms : 0.0);
+}
+
+/* sum_j |r_j * log(q_j + eps)|: what the sums of passes 3a and 3b are rounded at. */
+static double loss_terms(const row_case *c) {
+  double sum = 0.0;
+  for (size_t j = 0; j < c->at.n; j++) sum += fabs(r_of(c, j) * log(q_of(c, j) + KD_EPS));
+  return sum;
+}
+
+/* Runs body(simd, scalar, case) for every supported SIMD ISA, every length
+ * and every kind of inputs the pass takes (up to last_inputs), aligned and
+ * misaligned by one float. */
+typedef void (*pass_body)(const kd_kernels *simd, const kd_kernels *scalar, row_case *c);
+
+static void for_each_case(const char *pass, row_inputs last_inputs, pass_body body) {
+  const kd_kernels *scalar = kd_kernels_for(KD_ISA_SCALAR);
+  assert_non_null(scalar);
+  for (size_t i = 0; i < COUNT(simd_isas); i++) {
+    const kd_kernels *simd = kd_kernels_for(simd_isas[i].isa);
+    if (!simd) continue; /* this CPU or build lacks it */
+    const char *isa = kd_isa_name(simd_isas[i].isa);
+    worst = 0.0;
+    size_t short_ns = 3 * simd_isas[i].lanes + 1;
+    for (size_t k = 0; k < short_ns + COUNT(long_ns); k++) {
+      size_t n = k < short_ns ? k + 1 : long_ns[k - short_ns];
+      for (row_inputs in = RANDOM; in <= last_inputs; in++)
+        for (size_t misalign = 0; misalign <= 1; misalign++) {
+          row_case c = case_new(scalar, pass, isa, n, in, 1000 * n + 10 * in + misalign);
+          c.at.misalign = misalign;
+          body(simd, scalar, &c);
+          case_free(&c);
+        }
+    }
+    printf("[ worst    ] %s/%s: error %.3g of tolerance\n", pass, isa, worst);
+  }
+}
+
+static void rmax2_body(const kd_kernels *simd, const kd_kernels *scalar, row_case *c) {
+  size_t n = c->at.n;
+  guarded s = guarded_copy(c->s, n, c->at.misalign), t = guarded_copy(c->t, n, c->at.misalign);
+  float s_max[2], t_max[2];
+  int bad_scalar = scalar->rmax2(n, s.p, t.p, &s_max[0], &t_max[0]) != 0;
+  int bad_simd = simd->rmax2(n, s.p, t.p, &s_max[1], &t_max[1]) != 0;
+  near_enough(&c->at, "nonfinite flag", 0, bad_simd, bad_scalar, 0.0);
+  if (!bad_scalar) { /* a maximum is exact */
+    near_enough(&c->at, "s_max", 0, s_max[1], s_max[0], 0.0);
+    near_enough(&c->at, "t_max", 0, t_max[1], t_max[0], 0.0);
+  }
+  free(s.base);
+  free(t.base);
+}
+
+static void expsum2_body(const kd_kernels *simd, const kd_kernels *scalar, row_case *c) {
+  (void)scalar; /* the case holds the scalar pass's results */
+  size_t n = c->at.n;
+  guarded es = guarded_new(n, c->at.misalign), et = guarded_new(n, c->at.misalign);
+  double zs, zt;
+  size_t first = simd->expsum2(n, c->s, c->t, &c->row, es.p, et.p, &zs, &zt);
+  guards_intact(&c->at, "es", &es);
+  guards_intact(&c->at, "et", &et);
+  near_enough(&c->at, "first argmax", 0, (double)first, (double)c->argmax, 0.0);
+  for (size_t j = 0; j < n; j++) {
+    near_enough(&c->at, "es", j, es.p[j], c->es[j], TK_K_ELEM_REL * c->es[j] + TK_K_ELEM_ABS);
+    near_enough(&c->at, "et", j, et.p[j], c->et[j], TK_K_ELEM_REL * c->et[j] + TK_K_ELEM_ABS);
+  }
+  near_enough(&c->at, "zs", 0, zs, c->zs, TK_K_SUM_REL * c->zs);
+  near_enough(&c->at, "zt", 0, zt, c->zt, TK_K_SUM_REL * c->zt);
+  free(es.base);
+  free(et.base);
+}
+
+static void celoss_body(const kd_kernels *simd, const kd_kernels *scalar, row_case *c) {
+  size_t n = c->at.n;
+  guarded es = guarded_copy(c->es, n, c->at.misalign), et = guarded_copy(c->et, n, c->at.misalign);
+  double want = scalar->celoss(n, es.p, et.p, &c->row);
+  double got = simd->celoss(n, es.p, et.p, &c->row);
+  near_enough(&c->at, "sum", 0, got, want, TK_K_SUM_REL * loss_terms(c));
+  free(es.base);
+  free(et.base);
+}
+
+static void cestats_body(const kd_kernels *simd, const kd_kernels *scalar, row_case *c) {
+  (void)scalar; /* the case holds the scalar pass's results */
+  size_t n = c->at.n;
+  guarded q = guarded_copy(c->es, n, c->at.misalign), v = guarded_copy(c->et, n, c->at.misalign);
+  kd_ce_sums sums;
+  double got = simd->cestats(n, c->s, c->t, q.p, v.p, &c->row, &sums);
+  guards_intact(&c->at, "es_q", &q);
+  guards_intact(&c->at, "et_v", &v);
+  double qu_terms = 0.0, u_size_scale = 0.0;
+  for (size_t j = 0; j < n; j++) {
+    double qj = q_of(c, j), us = u_scale(c, j), w = r_of(c, j) / (qj + KD_EPS);
+    qu_terms += qj * us;
+    u_size_scale = fmax(u_size_scale, qj * us);
+    int u_form = signbit(c->q[j]) != 0;
+    if (u_form != (signbit(q.p[j]) != 0)) {
+      /* The forms may differ only where w_j rounds either side of 1/2. */
+      near_enough(&c->at, "w at the form boundary", j, w, 0.5, TK_K_ELEM_REL);
+      continue;
+    }
+    near_enough(&c->at, "es_q", j, q.p[j], c->q[j], TK_K_ELEM_REL * fabsf(c->q[j]) + TK_K_ELEM_ABS);
+    double tol = u_form ? TK_K_ELEM_REL * us : TK_K_ELEM_REL * fabsf(c->v[j]) + TK_K_ELEM_ABS;
+    near_enough(&c->at, u_form ? "et_v (u)" : "et_v (w)", j, v.p[j], c->v[j], tol);
+  }
+  near_enough(&c->at, "sum", 0, got, c->sum3b, TK_K_SUM_REL * loss_terms(c));
+  near_enough(&c->at, "sum q", 0, sums.q, c->sums.q, TK_K_SUM_REL * c->sums.q);
+  near_enough(&c->at, "sum q*w", 0, sums.qw, c->sums.qw, TK_K_SUM_REL * c->sums.qw);
+  near_enough(&c->at, "sum q*u", 0, sums.qu, c->sums.qu, TK_K_SUM_REL * qu_terms);
+  near_enough(&c->at, "u_size", 0, sums.u_size, c->sums.u_size, TK_K_ELEM_REL * u_size_scale);
+  free(q.base);
+  free(v.base);
+}
+
+/* Pass 4 at skip = n (no class left out) and at the argmax, out of place and
+ * in place over v (as the row loop does for an in-place gradient). */
+static void cegrad_body(const kd_kernels *simd, const kd_kernels *scalar, row_case *c) {
+  size_t n = c->at.n;
+  for (int variant = 0; variant < 4; variant++) {
+    size_t skip = variant % 2 ? c->argmax : n;
+    int in_place = variant / 2;
+    guarded g[2], v[2];
+    kd_grad_stats st[2];
+    const kd_kernels *k[2] = {scalar, simd};
+    for (int i = 0; i < 2; i++) {
+      v[i] = guarded_copy(c->v, n, c->at.misalign);
+      g[i] = in_place ? v[i] : guarded_new(n, c->at.misalign);
+      k[i]->cegrad(n, c->q, v[i].p, g[i].p, &c->row, skip, &st[i]);
+    }
+    where at = c->at;
+    at.pass = in_place ? "cegrad (in place)" : "cegrad";
+    guards_intact(&at, "grad", &g[1]);
+    /* Each g_j = scale * q_j * B_j cancels from scale * q_j * size_j, the
+     * size the kernel reports in max_err; its error scales with that. */
+    double others_tol = 0.0, max_tol = 0.0; /* others: per-element errors plus the sum's */
+    for (size_t j = 0; j < n; j++) {
+      double q = fabsf(c->q[j]);
+      double form_sum = signbit(c->q[j]) ? c->row.qu_sum : c->row.qw_sum;
+      double size = fabs(c->v[j]) * c->row.q_sum + fabs(form_sum);
+      double tol = TK_K_ELEM_REL * fabs(c->row.grad_scale) * q * size + TK_K_ELEM_ABS;
+      near_enough(&at, "grad", j, g[1].p[j], g[0].p[j], tol);
+      if (j != skip) {
+        others_tol += tol + TK_K_SUM_REL * fabsf(g[0].p[j]);
+        max_tol = fmax(max_tol, tol);
+      }
+    }
+    near_enough(&at, "others", 0, st[1].others, st[0].others, others_tol);
+    near_enough(&at, "max_abs", 0, st[1].max_abs, st[0].max_abs, max_tol);
+    near_enough(&at, "max_err", 0, st[1].max_err, st[0].max_err,
+                TK_K_ELEM_REL * st[0].max_err + TK_K_ELEM_ABS);
+    for (int i = 0; i < 2; i++) {
+      free(v[i].base);
+      if (!in_place) free(g[i].base);
+    }
+  }
+}
+
+static double squares(const row_case *c) {
+  double sum = 0.0;
+  for (size_t j = 0; j < c->at.n; j++) sum += ((double)c->s[j] - c->t[j]) * ((double)c->s[j] - c->t[j]);
+  return sum;
+}
+
+static void mse_body(const kd_kernels *simd, const kd_kernels *scalar, row_case *c) {
+  size_t n = c->at.n;
+  guarded s = guarded_copy(c->s, n, c->at.misalign), t = guarded_copy(c->t, n, c->at.misalign);
+  double want = scalar->mse(n, s.p, t.p), got = simd->mse(n, s.p, t.p);
+  near_enough(&c->at, "sum", 0, got, want, TK_K_SUM_REL * squares(c));
+  free(s.base);
+  free(t.base);
+}
+
+/* Out of place, and in place over the student (grad == s). */
+static void msegrad_body(const kd_kernels *simd, const kd_kernels *scalar, row_case *c) {
+  size_t n = c->at.n;
+  const float scale = -0.37f;
+  for (int in_place = 0; in_place <= 1; in_place++) {
+    guarded s[2], g[2];
+    double sum[2];
+    const kd_kernels *k[2] = {scalar, simd};
+    guarded t = guarded_copy(c->t, n, c->at.misalign);
+    for (int i = 0; i < 2; i++) {
+      s[i] = guarded_copy(c->s, n, c->at.misalign);
+      g[i] = in_place ? s[i] : guarded_new(n, c->at.misalign);
+      sum[i] = k[i]->msegrad(n, s[i].p, t.p, scale, g[i].p);
+    }
+    where at = c->at;
+    at.pass = in_place ? "msegrad (in place)" : "msegrad";
+    guards_intact(&at, "grad", &g[1]);
+    near_enough(&at, "sum", 0, sum[1], sum[0], TK_K_SUM_REL * squares(c));
+    for (size_t j = 0; j < n; j++)
+      near_enough(&at, "grad", j, g[1].p[j], g[0].p[j], TK_K_ELEM_REL * fabsf(g[0].p[j]));
+    free(t.base);
+    for (int i = 0; i < 2; i++) {
+      free(s[i].base);
+      if (!in_place) free(g[i].base);
+    }
+  }
+}
+
+static void test_rmax2(void **state) { (void)state; for_each_case("rmax2", NONFINITE, rmax2_body); }
+static void test_expsum2(void **state) { (void)state; for_each_case("expsum2", TIED, expsum2_body); }
+static void test_celoss(void **state) { (void)state; for_each_case("celoss", TIED, celoss_body); }
+static void test_cestats(void **state) { (void)state; for_each_case("cestats", TIED, cestats_body); }
+static void test_cegrad(void **state) { (void)state; for_each_case("cegrad", TIED, cegrad_body); }
+/* MSE takes no infinities: random and near rows. */
+static void test_mse(void **state) { (void)state; for_each_case("mse", NEAR, mse_body); }
+static void test_msegrad(void **state) { (void)state; for_each_case("msegrad", NEAR, msegrad_body); }
+
+int main(void) {
+  for (size_t i = 0; i < COUNT(simd_isas); i++)
+    printf("[ ISA      ] %s: %s\n", kd_isa_name(simd_isas[i].isa),
+           kd_kernels_for(simd_isas[i].isa) ? "compared with scalar"
+                                            : "not tested: this CPU or build lacks it");
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_rmax2),   cmocka_unit_test(test_expsum2), cmocka_unit_test(test_celoss),
+      cmocka_unit_test(test_cestats), cmocka_unit_test(test_cegrad),  cmocka_unit_test(test_mse),
+      cmocka_unit_test(test_msegrad),
+  };
+  return cmocka_run_group_tests_name("kernels", tests, NULL, NULL);
+}
