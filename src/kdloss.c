@@ -109,10 +109,14 @@ static kd_status check(const request *r) {
   return KD_OK;
 }
 
-/* A gradient scale below FLT_MIN would lose its precision as a float (a
- * subnormal has few significant bits): calls with one take the double path. */
-static int scale_subnormal(double scale) {
-  return scale != 0.0 && fabs(scale) < FLT_MIN;
+/* A gradient scale below `least` takes the double path. MSE: below FLT_MIN,
+ * the float scale itself is subnormal and has few significant bits.
+ * Cross-entropy: the kernels form scale * q_j * B_j in float, and a product
+ * below FLT_MIN loses up to 2^-150 * |B_j| <= 2^-150 * 2e5 absolute, which the
+ * bound's absolute term 1e-12 * scale covers only from 2^-90 (~8e-28) up. */
+#define KD_CE_SCALE_LEAST 0x1p-90
+static int scale_below(double scale, double least) {
+  return scale != 0.0 && fabs(scale) < least;
 }
 
 static int row_finite(size_t n, const float *x) {
@@ -208,8 +212,8 @@ static kd_status ce_rows(const kd_kernels *k, const request *r, double *acc) {
     /* Rows the float kernels cannot shift safely go to double, which holds
      * any difference of two floats: a spread beyond FLT_MAX with T > 1, or a
      * gap between the maxima beyond it (the kernels' max_gap), or a
-     * subnormal gradient scale. */
-    if (isinf(row.t_max - row.s_max) || (r->grad && scale_subnormal(grad_scale)) ||
+     * tiny gradient scale. */
+    if (isinf(row.t_max - row.s_max) || (r->grad && scale_below(grad_scale, KD_CE_SCALE_LEAST)) ||
         (r->temperature > 1.0f && (spread_overflows(r->cols, s, row.s_max) ||
                                    spread_overflows(r->cols, t, row.t_max)))) {
       total += ce_row_f64(r->cols, s, t, r->temperature, grad_scale,
@@ -300,7 +304,7 @@ static double mse_row(const kd_kernels *k, size_t n, const float *s, const float
 
 static kd_status mse_rows(const kd_kernels *k, const request *r, double *acc) {
   double scale = 2.0 * r->factor / ((double)r->rows * (double)r->cols);
-  int f64 = r->grad && scale_subnormal(scale);
+  int f64 = r->grad && scale_below(scale, FLT_MIN);
   double total = 0.0;
   for (size_t i = 0; i < r->rows; i++) {
     const float *s = r->s + i * r->lds, *t = r->t + i * r->ldt;
