@@ -121,7 +121,9 @@ KD_API kd_status kd_loss_f32(kd_distance distance, float factor, float temperatu
  * or loss inside grad or an input.
  * Cost: a cross-entropy row whose gradient would cancel in float by more than
  * 10x (student and teacher nearly equal on nearly flat or on extremely peaked
- * rows) is recomputed in double: correct, and several times slower.
+ * rows) is recomputed in double: correct, and several times slower. So are
+ * cross-entropy rows with T > 1 whose logits span more than FLT_MAX, and
+ * calls whose gradient scale is below 2^-90 (cross-entropy) or FLT_MIN (MSE).
  */
 KD_API kd_status kd_loss_grad_f32(kd_distance distance, float factor, float temperature,
                                   size_t rows, size_t cols,
