@@ -23,9 +23,9 @@
 
 typedef long double real;
 
-/* log q_j = log softmax(x/T)_j into out; 0 for a row that is all -inf or
- * holds NaN or +inf. */
-static int log_softmax(size_t n, const float *x, real temperature, real *out) {
+/* q = softmax(x/T) into out, through its logs (see above); 0 for a row that
+ * is all -inf or holds NaN or +inf. */
+static int softmax(size_t n, const float *x, real temperature, real *out) {
   real m = -INFINITY;
   for (size_t j = 0; j < n; j++) {
     if (isnan(x[j]) || x[j] == INFINITY) return 0;
@@ -38,35 +38,34 @@ static int log_softmax(size_t n, const float *x, real temperature, real *out) {
     z += expl(out[j]);
   }
   real log_z = logl(z);
-  for (size_t j = 0; j < n; j++) out[j] -= log_z;
+  for (size_t j = 0; j < n; j++) out[j] = expl(out[j] - log_z);
   return 1;
 }
 
 /* One row: returns sum_j r_j log(q_j + 1e-5); grad (when not NULL) gets
- * grad_scale * q_j * B_j. lq, lr: scratch of n each. */
+ * grad_scale * q_j * B_j. q, r: scratch of n each. */
 static real ce_row(size_t n, const float *s, const float *t, real temperature, real grad_scale,
-                   double *grad, real *lq, real *lr) {
-  if (!log_softmax(n, s, temperature, lq) || !log_softmax(n, t, temperature, lr)) return NAN;
+                   double *grad, real *q, real *r) {
+  if (!softmax(n, s, temperature, q) || !softmax(n, t, temperature, r)) return NAN;
   const real eps = 1e-5L;
   real sum = 0;
-  for (size_t j = 0; j < n; j++) sum += expl(lr[j]) * logl(expl(lq[j]) + eps);
+  for (size_t j = 0; j < n; j++) sum += r[j] * logl(q[j] + eps);
   if (grad) {
     /* B_j = sum_k q_k (w_k - c) - (w_j - c) sum_k q_k, with c the w of the
      * most probable class: the terms are differences from the start, each
-     * carrying long double rounding of w only (~1e-19 of w). */
+     * carrying long double rounding of w only (~1e-19 of w). r becomes w. */
     size_t m = 0;
     for (size_t j = 0; j < n; j++) {
-      lr[j] = expl(lr[j]) / (expl(lq[j]) + eps); /* w_j */
-      lq[j] = expl(lq[j]);                       /* q_j */
-      if (lq[j] > lq[m]) m = j;
+      r[j] /= q[j] + eps;
+      if (q[j] > q[m]) m = j;
     }
-    real c = lr[m], a = 0, q_sum = 0;
+    real c = r[m], a = 0, q_sum = 0;
     for (size_t j = 0; j < n; j++) {
-      a += lq[j] * (lr[j] - c);
-      q_sum += lq[j];
+      a += q[j] * (r[j] - c);
+      q_sum += q[j];
     }
     for (size_t j = 0; j < n; j++)
-      grad[j] = (double)(grad_scale * lq[j] * (a - (lr[j] - c) * q_sum));
+      grad[j] = (double)(grad_scale * q[j] * (a - (r[j] - c) * q_sum));
   }
   return sum;
 }
@@ -90,13 +89,13 @@ double kd_reference_f64(kd_distance distance, double factor, double temperature,
     }
     return (double)((real)factor * (total / n));
   }
-  real *lq = malloc(2 * cols * sizeof *lq);
-  if (!lq) return NAN;
-  real *lr = lq + cols;
+  real *q = malloc(2 * cols * sizeof *q);
+  if (!q) return NAN;
+  real *r = q + cols;
   real grad_scale = (real)factor / ((real)rows * (real)temperature);
   for (size_t i = 0; i < rows && !isnan(total); i++)
     total += ce_row(cols, student + i * ld_student, teacher + i * ld_teacher, temperature,
-                    grad_scale, grad ? grad + i * cols : NULL, lq, lr);
-  free(lq);
+                    grad_scale, grad ? grad + i * cols : NULL, q, r);
+  free(q);
   return (double)(-(real)factor * (total / (real)rows));
 }
