@@ -20,7 +20,8 @@ export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 mkdir -p "$build/fuzz-artifacts"
 for isa in "${isas[@]}"; do
   # The harness refuses an ISA the CPU or build lacks.
-  probe=$(KDLOSS_FUZZ_ISA=$isa "$fuzzer" -runs=0 tests/fuzz/corpus 2>&1 || true)
+  probe=$(KDLOSS_FUZZ_ISA=$isa "$fuzzer" -runs=0 -artifact_prefix="$build/fuzz-artifacts/probe-" \
+    tests/fuzz/corpus 2>&1 || true)
   if grep -q 'not supported here' <<< "$probe"; then
     echo "== $isa: not supported here, skipped"
     continue
