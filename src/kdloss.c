@@ -278,17 +278,19 @@ static double mse_row_f64(size_t n, const float *s, const float *t, double scale
 }
 
 /* In place, the gradient goes to stack scratch a chunk at a time, so that s
- * is still there if the chunk must be redone in double. The chunk is a
- * multiple of KD_BLOCK, the kernels' float summation block. */
+ * is still there if the chunk must be redone in double (out of place, the
+ * row is one chunk). The chunk is a multiple of KD_BLOCK, the kernels' float
+ * summation block. */
 #define KD_MSE_CHUNK (4 * KD_BLOCK)
 
 /* One row's sum and gradient (grad NULL: the sum only); -1 for a non-finite input. */
 static double mse_row(const kd_kernels *k, size_t n, const float *s, const float *t,
                       double scale, float *grad) {
   float buf[KD_MSE_CHUNK];
+  size_t chunk = grad == s ? KD_MSE_CHUNK : n;
   double total = 0.0;
-  for (size_t j = 0; j < n; j += KD_MSE_CHUNK) {
-    size_t len = n - j < KD_MSE_CHUNK ? n - j : KD_MSE_CHUNK;
+  for (size_t j = 0; j < n; j += chunk) {
+    size_t len = n - j < chunk ? n - j : chunk;
     float *g = grad == s ? buf : grad ? grad + j : NULL;
     double sum = g ? k->msegrad(len, s + j, t + j, (float)scale, g) : k->mse(len, s + j, t + j);
     if (!isfinite(sum)) {
