@@ -130,6 +130,19 @@ static void ce_zero_gradient(void **state) {
   random_case(c);
 }
 
+/* A normal gradient scale whose products with q_j fall below FLT_MIN: float
+ * keeps too few bits of them (found by the fuzzer: avx2, 2^-123/3). */
+static void ce_tiny_grad_scale(void **state) {
+  (void)state;
+  tk_case c = tk_default(KD_CROSS_ENTROPY, 3, 40);
+  c.factor = 0x1p-123f;
+  c.temperature = 1.0f;
+  for (uint64_t seed = 1; seed <= 20; seed++) {
+    c.seed = 1510 + seed;
+    random_case(c);
+  }
+}
+
 /* Losses in float's subnormal range: one float ulp is the best there is. */
 static void ce_subnormal_loss(void **state) {
   (void)state;
@@ -166,7 +179,7 @@ int main(void) {
       cmocka_unit_test(mse_in_place_sum_overflow), cmocka_unit_test(mse_subnormal_grad_scale),
       cmocka_unit_test(ce_spread_beyond_flt_max),  cmocka_unit_test(overflow_is_inf),
       cmocka_unit_test(ce_zero_gradient),          cmocka_unit_test(ce_subnormal_loss),
-      cmocka_unit_test(ce_extreme_temperatures),
+      cmocka_unit_test(ce_extreme_temperatures), cmocka_unit_test(ce_tiny_grad_scale),
   };
   return tk_run_per_isa("edges", tests, sizeof tests / sizeof tests[0]);
 }
