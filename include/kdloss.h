@@ -21,7 +21,7 @@
  * gradient 0). A cross-entropy row that is entirely -inf, any NaN or +inf, and
  * for MSE any infinity at all, is KD_ERR_NONFINITE.
  *
- * Accuracy (every ISA, every shape, every finite input), against the exact values:
+ * Accuracy (every ISA, every shape, every valid input), against the exact values:
  *   |loss - ref| <= max(1e-5 * |ref| + 1e-6 * |factor|, one float ulp of ref)
  *   max_ij |grad_ij - ref_ij| <= max(1e-5 * max_ij |ref_ij| + 1e-12 * scale,
  *                                    one float ulp of max_ij |ref_ij|)
