@@ -21,9 +21,13 @@
  * gradient 0). A cross-entropy row that is entirely -inf, any NaN or +inf, and
  * for MSE any infinity at all, is KD_ERR_NONFINITE.
  *
- * Accuracy (every ISA, every shape), against a double-precision reference:
- *   |loss - ref| <= 1e-5 * |ref| + 1e-6 * |factor|
- *   max_ij |grad_ij - ref_ij| <= 1e-5 * max_ij |ref_ij| + 1e-30
+ * Accuracy (every ISA, every shape, every valid input), against the exact values:
+ *   |loss - ref| <= max(1e-5 * |ref| + 1e-6 * |factor|, one float ulp of ref)
+ *   max_ij |grad_ij - ref_ij| <= max(1e-5 * max_ij |ref_ij| + 1e-12 * scale,
+ *                                    one float ulp of max_ij |ref_ij|)
+ *   scale = |factor| / (rows * T) (cross-entropy), |factor| / (rows * cols) (MSE)
+ * A loss or gradient element beyond float's range is +-inf with KD_OK (IEEE
+ * overflow), on every ISA, in place or not.
  * The same ISA gives bitwise-identical results for the same inputs on every call.
  *
  * Memory: no alignment is required of any pointer. Element (i, j) of a matrix
@@ -117,7 +121,9 @@ KD_API kd_status kd_loss_f32(kd_distance distance, float factor, float temperatu
  * or loss inside grad or an input.
  * Cost: a cross-entropy row whose gradient would cancel in float by more than
  * 10x (student and teacher nearly equal on nearly flat or on extremely peaked
- * rows) is recomputed in double: correct, and several times slower.
+ * rows) is recomputed in double: correct, and several times slower. So are
+ * cross-entropy rows with T > 1 whose logits span more than FLT_MAX, and
+ * calls whose gradient scale is below 2^-90 (cross-entropy) or FLT_MIN (MSE).
  */
 KD_API kd_status kd_loss_grad_f32(kd_distance distance, float factor, float temperature,
                                   size_t rows, size_t cols,

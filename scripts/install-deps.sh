@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what kdloss needs on Debian 12 (run as root, or with sudo available).
-#   scripts/install-deps.sh          native build, tests, benchmarks
+#   scripts/install-deps.sh          native build, tests, benchmarks, fuzzer (clang)
 #   scripts/install-deps.sh --arm    also the aarch64 cross toolchain, qemu and arm64 libraries
 #   scripts/install-deps.sh --torch  also PyTorch (for bench/compare_pytorch.py, tools/gen_golden.py)
 set -euo pipefail
@@ -15,7 +15,7 @@ done
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 export DEBIAN_FRONTEND=noninteractive
-pkgs=(meson ninja-build pkgconf gcc g++ libsleef-dev libcmocka-dev libbenchmark-dev)
+pkgs=(meson ninja-build pkgconf gcc g++ clang libsleef-dev libcmocka-dev libbenchmark-dev)
 if [ "$arm" -eq 1 ]; then
   $SUDO dpkg --add-architecture arm64
   pkgs+=(gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user

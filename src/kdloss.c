@@ -109,15 +109,33 @@ static kd_status check(const request *r) {
   return KD_OK;
 }
 
+/* A gradient scale below `least` takes the double path. MSE: below FLT_MIN,
+ * the float scale itself is subnormal and has few significant bits.
+ * Cross-entropy: the kernels form scale * q_j * B_j in float, and a product
+ * below FLT_MIN loses up to 2^-150 * |B_j| <= 2^-150 * 2e5 absolute, which the
+ * bound's absolute term 1e-12 * scale covers only from 2^-90 (~8e-28) up. */
+#define KD_CE_SCALE_LEAST 0x1p-90
+static int scale_below(double scale, double least) {
+  return scale != 0.0 && fabs(scale) < least;
+}
+
+static int row_finite(size_t n, const float *x) {
+  for (size_t j = 0; j < n; j++)
+    if (!isfinite(x[j])) return 0;
+  return 1;
+}
+
 /*
- * The gradient of one cross-entropy row in double, for rows whose float
- * gradient cancels too much (see kernels.h). Slow and plain: the exps are
- * recomputed in each pass rather than stored, since there is no double
- * scratch, and grad may be s itself (each s_j is read before grad_j is
- * written, and the most probable class is written last).
+ * One cross-entropy row in double: returns sum_j r_j log(q_j + 1e-5) and,
+ * when grad is not NULL, writes the gradient. For rows whose float gradient
+ * cancels too much (see kernels.h), and for rows whose logit spread exceeds
+ * FLT_MAX (see spread_overflows). Slow and plain: the exps are recomputed in
+ * each pass rather than stored, since there is no double scratch, and grad
+ * may be s itself (each s_j is read before grad_j is written, and the most
+ * probable class is written last).
  */
-static void ce_grad_row_f64(size_t n, const float *s, const float *t, double temperature,
-                            double scale, float *grad) {
+static double ce_row_f64(size_t n, const float *s, const float *t, double temperature,
+                         double scale, float *grad) {
   double ms = -INFINITY, mt = -INFINITY;
   size_t m = 0;
   for (size_t j = 0; j < n; j++) {
@@ -129,14 +147,16 @@ static void ce_grad_row_f64(size_t n, const float *s, const float *t, double tem
     zs += exp(((double)s[j] - ms) / temperature);
     zt += exp(((double)t[j] - mt) / temperature);
   }
-  double q_sum = 0.0, qw_sum = 0.0, qu_sum = 0.0;
+  double q_sum = 0.0, qw_sum = 0.0, qu_sum = 0.0, loss = 0.0;
   for (size_t j = 0; j < n; j++) {
     double q = exp(((double)s[j] - ms) / temperature) / zs;
     double r = exp(((double)t[j] - mt) / temperature) / zt;
+    loss += r * log(q + 1e-5);
     q_sum += q;
     qw_sum += q * (r / (q + KD_EPS));
     qu_sum += q * ((q - r + KD_EPS) / (q + KD_EPS));
   }
+  if (!grad) return loss;
   int dominant = zs < 2.0;
   double others = 0.0;
   for (size_t j = 0; j < n; j++) {
@@ -150,6 +170,18 @@ static void ce_grad_row_f64(size_t n, const float *s, const float *t, double tem
     grad[j] = (float)g;
   }
   if (dominant) grad[m] = (float)-others;
+  return loss;
+}
+
+/* Whether x_max - x_j overflows float for some finite x_j. The kernels then
+ * get (x_j - x_max)/T = -inf, wrong when T > 1 brings the true value back
+ * into range. Only possible when x_max > 2^103 (~1e31), as x_j >= -FLT_MAX:
+ * the pass over the row is taken only then. */
+static int spread_overflows(size_t n, const float *x, float x_max) {
+  if (!(x_max > 1e31f)) return 0;
+  for (size_t j = 0; j < n; j++)
+    if (isfinite(x[j]) && isinf(x_max - x[j])) return 1;
+  return 0;
 }
 
 /* Cross-entropy: sum over rows of sum_j r_j log(q_j + 1e-5), and the gradient. */
@@ -164,7 +196,8 @@ static kd_status ce_rows(const kd_kernels *k, const request *r, double *acc) {
   kd_status status = KD_OK;
   kd_ce_row row;
   row.inv_temp = 1.0f / r->temperature;
-  row.grad_scale = (float)(r->factor / ((double)r->rows * r->temperature));
+  double grad_scale = r->factor / ((double)r->rows * r->temperature);
+  row.grad_scale = (float)grad_scale;
   double total = 0.0;
   for (size_t i = 0; i < r->rows; i++) {
     const float *s = r->s + i * r->lds, *t = r->t + i * r->ldt;
@@ -175,6 +208,17 @@ static kd_status ce_rows(const kd_kernels *k, const request *r, double *acc) {
         row.t_max == -INFINITY) {
       status = KD_ERR_NONFINITE;
       break;
+    }
+    /* Rows the float kernels cannot shift safely go to double, which holds
+     * any difference of two floats: a spread beyond FLT_MAX with T > 1, or a
+     * gap between the maxima beyond it (the kernels' max_gap), or a
+     * tiny gradient scale. */
+    if (isinf(row.t_max - row.s_max) || (r->grad && scale_below(grad_scale, KD_CE_SCALE_LEAST)) ||
+        (r->temperature > 1.0f && (spread_overflows(r->cols, s, row.s_max) ||
+                                   spread_overflows(r->cols, t, row.t_max)))) {
+      total += ce_row_f64(r->cols, s, t, r->temperature, grad_scale,
+                          r->grad ? r->grad + i * r->ldg : NULL);
+      continue;
     }
     double zs, zt;
     size_t argmax = k->expsum2(r->cols, s, t, &row, es, et, &zs, &zt);
@@ -210,7 +254,7 @@ static kd_status ce_rows(const kd_kernels *k, const request *r, double *acc) {
     float size = fabsf(row.grad_scale) * sums.u_size * row.q_sum;
     size = st.max_err > size ? st.max_err : size;
     if (size > KD_COND_LIMIT * max_abs)
-      ce_grad_row_f64(r->cols, s, t, r->temperature, row.grad_scale, g);
+      ce_row_f64(r->cols, s, t, r->temperature, grad_scale, g);
     else if (out != g)
       memcpy(g, out, r->cols * sizeof *g);
   }
@@ -219,18 +263,12 @@ static kd_status ce_rows(const kd_kernels *k, const request *r, double *acc) {
   return status;
 }
 
-/* The MSE sum of one row whose float sum overflowed although its inputs are
- * finite (|s - t| beyond ~1.8e19): again in double, plainly; it is rare. In
- * place, s is gone, but the gradient just written is scale * (s - t) to float
- * precision, so the differences are recovered from it. */
-static double mse_row_f64(size_t n, const float *s, const float *t, double scale, float *grad,
-                          int in_place) {
+/* The MSE sum of one row in double, and its gradient when grad is not NULL
+ * (grad may be s: each s_j is read before grad_j is written). For rows whose
+ * float sum overflowed although the inputs are finite (|s - t| beyond
+ * ~1.8e19), and for subnormal gradient scales; both are rare. */
+static double mse_row_f64(size_t n, const float *s, const float *t, double scale, float *grad) {
   double sum = 0.0;
-  if (in_place) {
-    if (scale == 0.0) return 0.0; /* factor 0: the loss is 0 whatever the sum */
-    for (size_t j = 0; j < n; j++) sum += ((double)grad[j] / scale) * ((double)grad[j] / scale);
-    return sum;
-  }
   for (size_t j = 0; j < n; j++) {
     double d = (double)s[j] - (double)t[j];
     sum += d * d;
@@ -239,26 +277,48 @@ static double mse_row_f64(size_t n, const float *s, const float *t, double scale
   return sum;
 }
 
-static int row_finite(size_t n, const float *x) {
-  for (size_t j = 0; j < n; j++)
-    if (!isfinite(x[j])) return 0;
-  return 1;
+/* In place, the gradient goes to stack scratch a chunk at a time, so that s
+ * is still there if the chunk must be redone in double (out of place, the
+ * row is one chunk). The chunk is a multiple of KD_BLOCK, the kernels' float
+ * summation block. */
+#define KD_MSE_CHUNK (4 * KD_BLOCK)
+
+/* One row's sum and gradient (grad NULL: the sum only); -1 for a non-finite input. */
+static double mse_row(const kd_kernels *k, size_t n, const float *s, const float *t,
+                      double scale, float *grad) {
+  float buf[KD_MSE_CHUNK];
+  size_t chunk = grad == s ? KD_MSE_CHUNK : n;
+  double total = 0.0;
+  for (size_t j = 0; j < n; j += chunk) {
+    size_t len = n - j < chunk ? n - j : chunk;
+    float *g = grad == s ? buf : grad ? grad + j : NULL;
+    double sum = g ? k->msegrad(len, s + j, t + j, (float)scale, g) : k->mse(len, s + j, t + j);
+    if (!isfinite(sum)) {
+      if (!row_finite(len, s + j) || !row_finite(len, t + j)) return -1.0;
+      sum = mse_row_f64(len, s + j, t + j, scale, grad ? grad + j : NULL);
+    } else if (g == buf) {
+      memcpy(grad + j, buf, len * sizeof *buf);
+    }
+    total += sum;
+  }
+  return total;
 }
 
 static kd_status mse_rows(const kd_kernels *k, const request *r, double *acc) {
-  double n = (double)r->rows * (double)r->cols;
-  double scale = 2.0 * r->factor / n;
+  double scale = 2.0 * r->factor / ((double)r->rows * (double)r->cols);
+  int f64 = r->grad && scale_below(scale, FLT_MIN);
   double total = 0.0;
   for (size_t i = 0; i < r->rows; i++) {
     const float *s = r->s + i * r->lds, *t = r->t + i * r->ldt;
     float *g = r->grad ? r->grad + i * r->ldg : NULL;
-    double sum = g ? k->msegrad(r->cols, s, t, (float)scale, g) : k->mse(r->cols, s, t);
-    if (!isfinite(sum)) {
-      /* In place, s now holds scale * (s - t): non-finite exactly where s was
-       * (scale is finite, and 0 * inf is NaN). */
-      if (!row_finite(r->cols, s) || !row_finite(r->cols, t)) return KD_ERR_NONFINITE;
-      sum = mse_row_f64(r->cols, s, t, scale, g, g == s);
-    }
+    double sum;
+    if (f64)
+      sum = row_finite(r->cols, s) && row_finite(r->cols, t)
+                ? mse_row_f64(r->cols, s, t, scale, g)
+                : -1.0;
+    else
+      sum = mse_row(k, r->cols, s, t, scale, g);
+    if (sum < 0.0) return KD_ERR_NONFINITE;
     total += sum;
   }
   *acc = total;

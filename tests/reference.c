@@ -1,66 +1,73 @@
 /*
- * The reference: the cross-entropy pipeline exactly as the original code
- * states it (softmax, pow(1/T), renormalise, + 1e-5, log), and the MSE, in
- * double, one plain loop per step. Kernels are fast; this is obvious.
+ * The reference: the contract of kdloss.h computed plainly, in long double
+ * (x86: 64-bit significand; aarch64: quad), one loop per step. Kernels are
+ * fast; this is obvious, and right where float is hard.
  *
- * One liberty: step 1's probabilities are carried as logs (log-softmax), and
- * pow(p, 1/T) is evaluated as exp(log(p)/T). In double, exp(x - max)
- * underflows to 0 for gaps beyond ~745, after which pow(0, 1/T) = 0 even
- * when T is large enough that the class still has mass; in log form the same
- * steps stay exact for any gap. Masked classes (-inf) give log p = -inf and
- * p^(1/T) = 0, as they should.
+ * Cross-entropy: the pipeline's softmax(x)^(1/T) renormalised is softmax(x/T)
+ * exactly, so each row is carried as logs: y_j = (x_j - max)/T, log q_j =
+ * y_j - log sum_k exp(y_k). Neither step can overflow: float logits differ by
+ * at most 2 * FLT_MAX, far inside long double's range, and the shift makes
+ * the largest exp 1, so the sum is in [1, n] for any T (no 0/0 when T is
+ * tiny, no lost mass when the spread is huge and T too). Masked classes
+ * (-inf) get q = 0 exactly.
+ * The gradient's bracket B_j = sum_k q_k (w_k - w_j) is summed as
+ * differences from one w (see ce_row), so it cancels only to long double
+ * rounding of w when the row is nearly uniform or nearly one-hot.
+ *
+ * Results are returned in double: every loss and gradient of float inputs
+ * and a finite float factor lies within double's range.
  */
 #include <math.h>
 #include <stdlib.h>
 #include "reference.h"
 
-/* Steps 1-3 for one row: p = renormalise(softmax(x)^(1/T)), into out. */
-static int tempered_softmax(size_t n, const float *x, double temperature, double *out) {
-  double m = -INFINITY;
-  for (size_t j = 0; j < n; j++) m = x[j] > m ? x[j] : m;
-  if (!(m > -INFINITY) || !isfinite(m)) return 0; /* all -inf, or +inf/NaN */
-  double z = 0.0;
+typedef long double real;
+
+/* q = softmax(x/T) into out, through its logs (see above); 0 for a row that
+ * is all -inf or holds NaN or +inf. */
+static int softmax(size_t n, const float *x, real temperature, real *out) {
+  real m = -INFINITY;
   for (size_t j = 0; j < n; j++) {
-    if (isnan(x[j])) return 0;
-    z += exp((double)x[j] - m);
+    if (isnan(x[j]) || x[j] == INFINITY) return 0;
+    m = x[j] > m ? x[j] : m;
   }
-  double log_z = log(z);
-  double sum = 0.0;
+  if (m == -INFINITY) return 0;
+  real z = 0;
   for (size_t j = 0; j < n; j++) {
-    double log_p = ((double)x[j] - m) - log_z; /* step 1 */
-    out[j] = exp(log_p / temperature);          /* step 2: p^(1/T) */
-    sum += out[j];
+    out[j] = ((real)x[j] - m) / temperature;
+    z += expl(out[j]);
   }
-  for (size_t j = 0; j < n; j++) out[j] /= sum; /* step 3 */
+  real log_z = logl(z);
+  for (size_t j = 0; j < n; j++) out[j] = expl(out[j] - log_z);
   return 1;
 }
 
-static double ce_row(size_t n, const float *s, const float *t, double temperature,
-                     double grad_scale, double *grad, double *q, double *r) {
-  if (!tempered_softmax(n, s, temperature, q) || !tempered_softmax(n, t, temperature, r))
-    return NAN;
-  double loss = 0.0;
-  for (size_t j = 0; j < n; j++) loss -= r[j] * log(q[j] + 1e-5); /* steps 4-5 */
+/* One row: returns sum_j r_j log(q_j + 1e-5); grad (when not NULL) gets
+ * grad_scale * q_j * B_j. q, r: scratch of n each. */
+static real ce_row(size_t n, const float *s, const float *t, real temperature, real grad_scale,
+                   double *grad, real *q, real *r) {
+  if (!softmax(n, s, temperature, q) || !softmax(n, t, temperature, r)) return NAN;
+  const real eps = 1e-5L;
+  real sum = 0;
+  for (size_t j = 0; j < n; j++) sum += r[j] * logl(q[j] + eps);
   if (grad) {
-    /* d/dz_j with z = s/T: q_j * (S - w_j), w = r/(q + 1e-5), S = sum_k w_k q_k.
-     * For the most probable class m, S - w_m is written as
-     * sum_{k != m} q_k (w_k - w_m) (using sum_k q_k = 1): when q_m is near 1
-     * both S and w_m are near w_m and their difference would cancel. */
+    /* B_j = sum_k q_k (w_k - c) - (w_j - c) sum_k q_k, with c the w of the
+     * most probable class: the terms are differences from the start, each
+     * carrying long double rounding of w only (~1e-19 of w). r becomes w. */
     size_t m = 0;
-    double S = 0.0;
     for (size_t j = 0; j < n; j++) {
-      S += r[j] / (q[j] + 1e-5) * q[j];
+      r[j] /= q[j] + eps;
       if (q[j] > q[m]) m = j;
     }
-    double w_m = r[m] / (q[m] + 1e-5), b_m = 0.0;
-    for (size_t j = 0; j < n; j++)
-      if (j != m) b_m += q[j] * (r[j] / (q[j] + 1e-5) - w_m);
+    real c = r[m], a = 0, q_sum = 0;
     for (size_t j = 0; j < n; j++) {
-      double b = j == m ? b_m : S - r[j] / (q[j] + 1e-5);
-      grad[j] = grad_scale * q[j] * b;
+      a += q[j] * (r[j] - c);
+      q_sum += q[j];
     }
+    for (size_t j = 0; j < n; j++)
+      grad[j] = (double)(grad_scale * q[j] * (a - (r[j] - c) * q_sum));
   }
-  return loss;
+  return sum;
 }
 
 double kd_reference_f64(kd_distance distance, double factor, double temperature,
@@ -68,24 +75,27 @@ double kd_reference_f64(kd_distance distance, double factor, double temperature,
                         const float *student, size_t ld_student,
                         const float *teacher, size_t ld_teacher,
                         double *grad) {
-  double total = 0.0;
+  real total = 0;
   if (distance == KD_MSE) {
-    double n = (double)rows * (double)cols;
+    real n = (real)rows * (real)cols, scale = 2 * (real)factor / n;
     for (size_t i = 0; i < rows; i++) {
       for (size_t j = 0; j < cols; j++) {
-        double d = (double)student[i * ld_student + j] - (double)teacher[i * ld_teacher + j];
+        float a = student[i * ld_student + j], b = teacher[i * ld_teacher + j];
+        if (!isfinite(a) || !isfinite(b)) return NAN;
+        real d = (real)a - (real)b;
         total += d * d;
-        if (grad) grad[i * cols + j] = 2.0 * factor * d / n;
+        if (grad) grad[i * cols + j] = (double)(scale * d);
       }
     }
-    return isfinite(total) ? factor * total / n : NAN;
+    return (double)((real)factor * (total / n));
   }
-  double *q = malloc(2 * cols * sizeof *q);
+  real *q = malloc(2 * cols * sizeof *q);
   if (!q) return NAN;
-  double *r = q + cols;
+  real *r = q + cols;
+  real grad_scale = (real)factor / ((real)rows * (real)temperature);
   for (size_t i = 0; i < rows && !isnan(total); i++)
     total += ce_row(cols, student + i * ld_student, teacher + i * ld_teacher, temperature,
-                    factor / ((double)rows * temperature), grad ? grad + i * cols : NULL, q, r);
+                    grad_scale, grad ? grad + i * cols : NULL, q, r);
   free(q);
-  return factor * total / (double)rows;
+  return (double)(-(real)factor * (total / (real)rows));
 }

@@ -1,8 +1,8 @@
 /*
- * reference.h -- the double-precision judge of every kernel.
+ * reference.h -- the high-precision judge of every kernel (long double inside).
  *
  * Internal (tests, the accuracy report, the benchmarks' checks). Computes the
- * contract of kdloss.h literally, in double, for valid arguments only: it
+ * contract of kdloss.h literally, in long double, for valid arguments only: it
  * checks nothing but what it needs to stay defined.
  */
 #ifndef KD_REFERENCE_H
@@ -14,7 +14,7 @@
 /*
  * Returns the loss. grad, when not NULL, receives d loss / d student as a
  * dense rows x cols array of doubles. Returns NaN for a row the contract calls
- * non-finite, or when its 16*cols bytes of scratch cannot be allocated.
+ * non-finite, or when its 2*cols long doubles of scratch cannot be allocated.
  */
 double kd_reference_f64(kd_distance distance, double factor, double temperature,
                         size_t rows, size_t cols,

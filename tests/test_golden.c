@@ -171,7 +171,7 @@ static void note(worst *w, double frac, size_t k) {
 static int check_loss(size_t k, const char *what, kd_status st, float loss, worst *w) {
   const golden_case *c = &cases[k];
   double err = fabs((double)loss - c->loss);
-  double tol = TK_LOSS_REL * fabs(c->loss) + TK_LOSS_ABS_PER_FACTOR * fabs(c->factor);
+  double tol = tk_loss_tol(c->loss, c->factor);
   double frac = tol > 0 ? err / tol : (err > 0 ? INFINITY : 0);
   if (st != KD_OK) {
     printf("[  FAILED  ] isa=%s case %s: %s returned %s\n", kd_isa_name(kd_get_isa()), c->name,
@@ -183,7 +183,7 @@ static int check_loss(size_t k, const char *what, kd_status st, float loss, wors
   if (TK_LOSS_REL * fabs(c->loss) >= TK_LOSS_ABS_PER_FACTOR * fabs(c->factor) && c->loss != 0)
     tk_worst.loss_rel = fmax(tk_worst.loss_rel, err / fabs(c->loss));
   tk_worst.loss_tol_frac = fmax(tk_worst.loss_tol_frac, frac);
-  if (err <= tol) return 1;
+  if (tk_within(loss, c->loss, tol)) return 1;
   printf("[  FAILED  ] isa=%s case %s (seed %llu): %s loss %.9g, golden %.17g, error %.3g > "
          "tolerance %.3g\n",
          kd_isa_name(kd_get_isa()), c->name, (unsigned long long)c->seed, what, (double)loss,
@@ -195,13 +195,14 @@ static int check_grad(size_t k, const float *g, worst *w) {
   const golden_case *c = &cases[k];
   double max_ref = 0, max_err = 0;
   for (size_t i = 0; i < c->rows * c->cols; i++) max_ref = fmax(max_ref, fabs(c->grad[i]));
-  double tol = TK_GRAD_REL * max_ref + TK_GRAD_ABS;
+  double scale = tk_grad_scale(c->distance, c->factor, c->temperature, c->rows, c->cols);
+  double tol = tk_grad_tol(max_ref, scale);
   int ok = 1;
   for (size_t i = 0; i < c->rows; i++) {
     for (size_t j = 0; j < c->cols; j++) {
       double ref = c->grad[i * c->cols + j], v = g[i * c->ld + j];
       double err = fabs(v - ref);
-      if (!(err <= tol) && ok) {
+      if (!tk_within(g[i * c->ld + j], ref, tol) && ok) {
         printf("[  FAILED  ] isa=%s case %s (seed %llu): grad[%zu][%zu] = %.9g, golden %.17g, "
                "error %.3g > tolerance %.3g (max |golden| %.3g)\n",
                kd_isa_name(kd_get_isa()), c->name, (unsigned long long)c->seed, i, j, v, ref,
@@ -213,7 +214,7 @@ static int check_grad(size_t k, const float *g, worst *w) {
   }
   note(w, max_err / tol, k);
   tk_worst.grad_tol_frac = fmax(tk_worst.grad_tol_frac, max_err / tol);
-  if (TK_GRAD_REL * max_ref >= TK_GRAD_ABS)
+  if (TK_GRAD_REL * max_ref >= TK_GRAD_ABS_PER_SCALE * scale)
     tk_worst.grad_rel = fmax(tk_worst.grad_rel, max_err / max_ref);
   /* The padding between rows is never written. */
   for (size_t i = 0; i + 1 < c->rows; i++)

@@ -113,13 +113,13 @@ static void check_loss(const tk_case *c, const char *what, kd_status st, float l
   describe(c, buf, sizeof buf);
   if (st != KD_OK) fail_msg("%s: %s returned %s", buf, what, kd_status_str(st));
   double err = fabs((double)loss - ref);
-  double tol = TK_LOSS_REL * fabs(ref) + TK_LOSS_ABS_PER_FACTOR * fabs(c->factor);
+  double tol = tk_loss_tol(ref, c->factor);
   note(&tk_worst.loss_tol_frac, tol > 0 ? err / tol : (err > 0 ? INFINITY : 0));
   if (getenv("KDLOSS_TEST_VERBOSE") && err > 0.5 * tol)
     printf("[ CLOSE    ] %s: %s loss %.9g, reference %.17g: %.2f of tolerance\n", buf, what,
            (double)loss, ref, err / tol);
   if (ref != 0) note(&tk_worst.loss_rel, err / fabs(ref));
-  if (!(err <= tol))
+  if (!tk_within(loss, ref, tol))
     fail_msg("%s: %s loss %.9g, reference %.17g, error %.3g > tolerance %.3g", buf, what,
              (double)loss, ref, err, tol);
 }
@@ -130,12 +130,13 @@ static void check_grad(const tk_case *c, const matrix *g, const double *ref) {
   double max_ref = 0, max_err = 0;
   for (size_t i = 0; i < c->rows; i++)
     for (size_t j = 0; j < c->cols; j++) max_ref = fmax(max_ref, fabs(ref[i * c->cols + j]));
-  double tol = TK_GRAD_REL * max_ref + TK_GRAD_ABS;
+  double tol = tk_grad_tol(max_ref, tk_grad_scale(c->distance, c->factor, c->temperature,
+                                                  c->rows, c->cols));
   for (size_t i = 0; i < c->rows; i++) {
     for (size_t j = 0; j < c->cols; j++) {
       float v = g->p[i * g->ld + j];
       double err = fabs((double)v - ref[i * c->cols + j]);
-      if (!(err <= tol))
+      if (!tk_within(v, ref[i * c->cols + j], tol))
         fail_msg("%s: grad[%zu][%zu] = %.9g, reference %.17g, error %.3g > tolerance %.3g "
                  "(max |ref| %.3g)",
                  buf, i, j, (double)v, ref[i * c->cols + j], err, tol, max_ref);
@@ -146,8 +147,8 @@ static void check_grad(const tk_case *c, const matrix *g, const double *ref) {
   if (getenv("KDLOSS_TEST_VERBOSE") && max_err > 0.5 * tol)
     printf("[ CLOSE    ] %s: grad error %.3g, %.2f of tolerance (max |ref| %.3g)\n", buf, max_err,
            max_err / tol, max_ref);
-  /* Relative error only where it means something: below 1e-25 the absolute
-   * 1e-30 of the contract governs. */
+  /* Relative error only where it means something: below 1e-25 the
+   * contract's absolute term governs. */
   if (max_ref > 1e-25) note(&tk_worst.grad_rel, max_err / max_ref);
   /* The padding between rows and around the matrix is never written. */
   for (size_t k = 0; k < g->floats; k++) {

@@ -1,6 +1,6 @@
 /*
  * tester.h -- runs one kdloss case on the ISA in use and checks it against the
- * double-precision reference (tests/reference.c), in the manner of
+ * long double reference (tests/reference.c), in the manner of
  * XNNPACK's testers: random and adversarial inputs, exact-size heap buffers,
  * NaN sentinels in the padding, bitwise repeatability, and a failure message
  * that names the ISA, the case, the seed and the first mismatching index.

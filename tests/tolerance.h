@@ -5,13 +5,53 @@
 #ifndef KD_TOLERANCE_H
 #define KD_TOLERANCE_H
 
-/* |loss - ref| <= TK_LOSS_REL * |ref| + TK_LOSS_ABS_PER_FACTOR * |factor| */
+#include <float.h>
+#include <math.h>
+#include <stddef.h>
+#include "kdloss.h"
+
+/* |loss - ref| <= max(TK_LOSS_REL * |ref| + TK_LOSS_ABS_PER_FACTOR * |factor|,
+ *                     one float ulp at |ref|) */
 #define TK_LOSS_REL 1e-5
 #define TK_LOSS_ABS_PER_FACTOR 1e-6
 
-/* max_ij |grad_ij - ref_ij| <= TK_GRAD_REL * max_ij |ref_ij| + TK_GRAD_ABS */
+/* max_ij |grad_ij - ref_ij| <= max(TK_GRAD_REL * max_ij |ref_ij| + TK_GRAD_ABS_PER_SCALE *
+ *   |factor| / (rows * T) (cross-entropy) or / (rows * cols) (MSE),
+ *   one float ulp at max_ij |ref_ij|) */
 #define TK_GRAD_REL 1e-5
-#define TK_GRAD_ABS 1e-30
+#define TK_GRAD_ABS_PER_SCALE 1e-12
+
+/* The spacing of float at |x|: 2^-149 below FLT_MIN. */
+static inline double tk_float_ulp(double x) {
+  x = fabs(x);
+  if (x < FLT_MIN) return 0x1p-149;
+  int e;
+  frexp(x, &e);
+  return ldexp(1.0, e - 24);
+}
+
+static inline double tk_loss_tol(double ref, double factor) {
+  return fmax(TK_LOSS_REL * fabs(ref) + TK_LOSS_ABS_PER_FACTOR * fabs(factor), tk_float_ulp(ref));
+}
+
+/* The gradient's scale: factor/(rows*T) or factor/(rows*cols), unsigned. */
+static inline double tk_grad_scale(kd_distance d, double factor, double temperature, size_t rows,
+                                   size_t cols) {
+  return fabs(factor) / ((double)rows * (d == KD_MSE ? (double)cols : temperature));
+}
+
+static inline double tk_grad_tol(double max_ref, double grad_scale) {
+  return fmax(TK_GRAD_REL * max_ref + TK_GRAD_ABS_PER_SCALE * grad_scale, tk_float_ulp(max_ref));
+}
+
+/* Whether a float result meets its bound tol around ref. Results beyond
+ * float's range are +-inf (kdloss.h): inf of ref's sign is required when
+ * the whole interval ref +- tol rounds to it, and allowed when part of it does. */
+static inline int tk_within(float got, double ref, double tol) {
+  const double overflow = 0x1p128 - 0x1p103; /* FLT_MAX + half an ulp: rounds to inf */
+  if (isinf(got)) return (got > 0) == (ref > 0) && fabs(ref) + tol >= overflow;
+  return fabs(ref) - tol < overflow && fabs((double)got - ref) <= tol;
+}
 
 /* The inline vector math (src/<isa>/math_<isa>.h) on its domains, in ulp
  * of the exact result (tests/test_vecmath.c). */

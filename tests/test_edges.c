@@ -1,0 +1,185 @@
+/* The contract's hard edges, one named test each, on every ISA: where float
+ * overflows, underflows or cancels, against the long double reference
+ * (which tools/check_reference.py checks against exact arithmetic). */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "reference.h"
+#include "tester.h"
+#include "tolerance.h"
+
+#define MAX_N 16
+
+static void expect_within(const char *what, const char *how, float got, double ref, double tol) {
+  if (!tk_within(got, ref, tol))
+    fail_msg("isa=%s %s: %s %.9g, reference %.17g, tolerance %.3g", kd_isa_name(kd_get_isa()),
+             what, how, (double)got, ref, tol);
+}
+
+/* One dense rows x cols case: loss only, loss and gradient out of place, and
+ * in place; every result KD_OK and within the bound of the reference. */
+static void edge(const char *what, kd_distance d, float factor, float temperature, size_t rows,
+                 size_t cols, const float *s, const float *t) {
+  size_t n = rows * cols;
+  assert_true(n <= MAX_N);
+  double ref_grad[MAX_N];
+  double ref = kd_reference_f64(d, factor, temperature, rows, cols, s, cols, t, cols, ref_grad);
+  if (isnan(ref)) fail_msg("%s: the reference is NaN (bad test case)", what);
+  double max_ref = 0;
+  for (size_t k = 0; k < n; k++) max_ref = fmax(max_ref, fabs(ref_grad[k]));
+  double loss_tol = tk_loss_tol(ref, factor);
+  double grad_tol = tk_grad_tol(max_ref, tk_grad_scale(d, factor, temperature, rows, cols));
+
+  float loss = -1.0f;
+  kd_status st = kd_loss_f32(d, factor, temperature, rows, cols, s, cols, t, cols, &loss);
+  if (st != KD_OK) fail_msg("isa=%s %s: kd_loss_f32 %s", kd_isa_name(kd_get_isa()), what,
+                            kd_status_str(st));
+  expect_within(what, "kd_loss_f32 loss", loss, ref, loss_tol);
+  for (int in_place = 0; in_place <= 1; in_place++) {
+    float g[MAX_N];
+    if (in_place) memcpy(g, s, n * sizeof *g);
+    loss = -1.0f;
+    st = kd_loss_grad_f32(d, factor, temperature, rows, cols, in_place ? g : s, cols, t, cols,
+                          &loss, g, cols);
+    const char *how = in_place ? "in place loss" : "loss";
+    if (st != KD_OK) fail_msg("isa=%s %s: kd_loss_grad_f32 %s %s", kd_isa_name(kd_get_isa()),
+                              what, in_place ? "in place" : "", kd_status_str(st));
+    expect_within(what, how, loss, ref, loss_tol);
+    for (size_t k = 0; k < n; k++) {
+      char buf[64];
+      snprintf(buf, sizeof buf, "%sgrad[%zu]", in_place ? "in place " : "", k);
+      expect_within(what, buf, g[k], ref_grad[k], grad_tol);
+    }
+  }
+}
+
+/* A random case through the tester, out of place and in place. */
+static void random_case(tk_case c) {
+  c.in_place = 0;
+  tk_run(&c);
+  c.in_place = 1;
+  tk_run(&c);
+}
+
+/* In place, the float sum overflowed after the gradient had replaced the
+ * student: the row looked non-finite (false KD_ERR_NONFINITE). */
+static void mse_in_place_sum_overflow(void **state) {
+  (void)state;
+  const float s[] = {3e38f, 1}, t[] = {-3e38f, 1};
+  edge("mse s={3e38,1} t={-3e38,1}", KD_MSE, 1.0f, 1.0f, 1, 2, s, t);
+  const float s2[] = {2e19f, 0}, t2[] = {0, 0};
+  edge("mse factor 1e30 s={2e19,0} t=0", KD_MSE, 1e30f, 1.0f, 1, 2, s2, t2);
+}
+
+/* A subnormal gradient scale has few significant bits as a float. */
+static void mse_subnormal_grad_scale(void **state) {
+  (void)state;
+  const float s[] = {1e19f, 0, 0}, t[] = {0, 0, 0};
+  edge("mse factor 3e-45 s={1e19,0,0} t=0", KD_MSE, 3e-45f, 1.0f, 1, 3, s, t);
+  const float s2[] = {1e30f, 0, 0};
+  edge("mse factor 3e-45 s={1e30,0,0} t=0", KD_MSE, 3e-45f, 1.0f, 1, 3, s2, t);
+}
+
+/* s - s_max overflowed float before the division by a large T. */
+static void ce_spread_beyond_flt_max(void **state) {
+  (void)state;
+  const float s[] = {3e38f, -3e38f}, t[] = {-3e38f, 3e38f};
+  edge("ce T 3e38 s={3e38,-3e38} t={-3e38,3e38}", KD_CROSS_ENTROPY, 1.0f, 3e38f, 1, 2, s, t);
+  const float s2[] = {3e38f, -3e38f, 0}, t2[] = {-3e38f, 3e38f, 0};
+  edge("ce T 1e38 s={3e38,-3e38,0} t={-3e38,3e38,0}", KD_CROSS_ENTROPY, 1.0f, 1e38f, 1, 3, s2,
+       t2);
+  /* Maxima more than FLT_MAX apart, any T. */
+  const float s3[] = {3e38f, 3e38f}, t3[] = {-3e38f, -3e38f};
+  edge("ce T 0.5 s={3e38,3e38} t={-3e38,-3e38}", KD_CROSS_ENTROPY, 1.0f, 0.5f, 1, 2, s3, t3);
+}
+
+/* Results beyond float's range are +-inf with KD_OK, out of place and in place. */
+static void overflow_is_inf(void **state) {
+  (void)state;
+  const float s[] = {1e10f, 0}, t[] = {0, 0};
+  edge("mse factor 1e30 s={1e10,0} t=0", KD_MSE, 1e30f, 1.0f, 1, 2, s, t);
+  const float s2[] = {1e10f, 0};
+  float loss, g[2];
+  assert_int_equal(kd_loss_grad_f32(KD_MSE, -1e30f, 1.0f, 1, 2, s2, 2, t, 2, &loss, g, 2), KD_OK);
+  assert_true(loss == -INFINITY && g[0] == -INFINITY && g[1] == 0.0f);
+  memcpy(g, s2, sizeof g);
+  assert_int_equal(kd_loss_grad_f32(KD_MSE, 1e30f, 1.0f, 1, 2, g, 2, t, 2, &loss, g, 2), KD_OK);
+  assert_true(loss == INFINITY && g[0] == INFINITY && g[1] == 0.0f);
+  const float s3[] = {0, -80}, t3[] = {-80, 0}; /* row loss ~ 80/T * ... >> 1 */
+  edge("ce factor 3e38 loss beyond FLT_MAX", KD_CROSS_ENTROPY, 3e38f, 1.0f, 1, 2, s3, t3);
+  assert_int_equal(kd_loss_f32(KD_CROSS_ENTROPY, 3e38f, 1.0f, 1, 2, s3, 2, t3, 2, &loss), KD_OK);
+  assert_true(loss == INFINITY);
+}
+
+/* A true gradient of exactly 0 (student == teacher on the unmasked classes):
+ * float leaves rounding of the scale's size, inside the absolute term. */
+static void ce_zero_gradient(void **state) {
+  (void)state;
+  const float s[] = {-INFINITY, 0, 0, 0, 0, -INFINITY, 0, 0}, t[8] = {0};
+  edge("ce factor 0.5 T 2 masked s, t=0", KD_CROSS_ENTROPY, 0.5f, 2.0f, 1, 8, s, t);
+  tk_case c = tk_default(KD_CROSS_ENTROPY, 3, 40);
+  c.temperature = 1e30f;
+  c.factor = 1e30f;
+  c.seed = 1501;
+  random_case(c);
+}
+
+/* A normal gradient scale whose products with q_j fall below FLT_MIN: float
+ * keeps too few bits of them (found by the fuzzer: avx2, 2^-123/3). */
+static void ce_tiny_grad_scale(void **state) {
+  (void)state;
+  tk_case c = tk_default(KD_CROSS_ENTROPY, 3, 40);
+  c.factor = 0x1p-123f;
+  c.temperature = 1.0f;
+  for (uint64_t seed = 1; seed <= 20; seed++) {
+    c.seed = 1510 + seed;
+    random_case(c);
+  }
+}
+
+/* Losses in float's subnormal range: one float ulp is the best there is. */
+static void ce_subnormal_loss(void **state) {
+  (void)state;
+  tk_case c = tk_default(KD_CROSS_ENTROPY, 2, 17);
+  c.factor = 1e-44f;
+  c.seed = 1502;
+  random_case(c);
+  c = tk_default(KD_MSE, 2, 17);
+  c.factor = 1e-44f;
+  c.scale = 0.1f;
+  random_case(c);
+}
+
+/* Temperatures where a double reference failed: 1e-30 (0/0), 1e10
+ * (cancellation), 1e-3 with logits near -3e38. */
+static void ce_extreme_temperatures(void **state) {
+  (void)state;
+  const float s[] = {1, 1, 0};
+  edge("ce T 1e-30 s=t={1,1,0}", KD_CROSS_ENTROPY, 1.0f, 1e-30f, 1, 3, s, s);
+  tk_case c = tk_default(KD_CROSS_ENTROPY, 3, 40);
+  c.temperature = 1e10f;
+  c.seed = 1503;
+  random_case(c);
+  c.temperature = 1e-3f;
+  c.shift = -3e38f;
+  c.scale = 1e32f;
+  c.inputs = TK_GAPS;
+  c.seed = 1504;
+  random_case(c);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(mse_in_place_sum_overflow), cmocka_unit_test(mse_subnormal_grad_scale),
+      cmocka_unit_test(ce_spread_beyond_flt_max),  cmocka_unit_test(overflow_is_inf),
+      cmocka_unit_test(ce_zero_gradient),          cmocka_unit_test(ce_subnormal_loss),
+      cmocka_unit_test(ce_extreme_temperatures), cmocka_unit_test(ce_tiny_grad_scale),
+  };
+  return tk_run_per_isa("edges", tests, sizeof tests / sizeof tests[0]);
+}
