@@ -127,7 +127,7 @@ static void run_here(void *pool, kd_task_fn fn, void *ctx, size_t count) {
 
 #ifdef KD_HAVE_PTHREADPOOL
 static void run_builtin(void *pool, kd_task_fn fn, void *ctx, size_t count) {
-  pthreadpool_parallelize_1d(pool, fn, ctx, count, 0);
+  pthreadpool_parallelize_1d(pool, fn, ctx, count, PTHREADPOOL_FLAG_YIELD_WORKERS);
 }
 #endif
 
