@@ -11,6 +11,7 @@
 #include "parallel.h"
 #include "pool.h"
 #include "rng.h"
+#include "tester.h" /* tk_malloc */
 
 typedef struct shuffled {
   kd_task_fn task;
@@ -29,8 +30,7 @@ void tk_shuffled_pool(void *pool, kd_task_fn task, void *ctx, size_t count) {
   (void)pool;
   static atomic_uint_fast64_t calls;
   uint64_t rng = 1 + atomic_fetch_add(&calls, 1);
-  size_t order[64];
-  if (count > 64) fail_msg("tk_shuffled_pool: %zu tasks, at most 64 expected", count);
+  size_t *order = tk_malloc(count * sizeof *order);
   for (size_t i = 0; i < count; i++) order[i] = i;
   for (size_t i = count; i > 1; i--) { /* Fisher-Yates */
     size_t k = (size_t)(tk_uniform(&rng) * (double)i), tmp = order[i - 1];
@@ -42,6 +42,7 @@ void tk_shuffled_pool(void *pool, kd_task_fn task, void *ctx, size_t count) {
   for (int i = 0; i < 3; i++)
     if (pthread_create(&th[i], NULL, shuffled_worker, &p) != 0) fail_msg("pthread_create failed");
   for (int i = 0; i < 3; i++) pthread_join(th[i], NULL);
+  free(order);
 }
 
 static const char *mode;
