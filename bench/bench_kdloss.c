@@ -53,7 +53,7 @@
 #include "gbench_c.h"
 #include "kdloss.h"
 #include "kernels.h" /* kd_cpu_has: tells "the CPU lacks it" from "the build lacks it" */
-#include "parallel.h" /* kd_serial_elems, lifted by the threshold benchmarks */
+#include "parallel.h" /* kd_serial_work, lifted by the threshold benchmarks */
 #include "rng.h"     /* the tests' generator */
 
 #define TEMPERATURE 2.0f
@@ -342,8 +342,8 @@ static void bm_threads(gb_state *st, void *ctx) {
   }
   kd_status status = kd_set_isa(KD_ISA_AUTO);
   if (status == KD_OK) status = kd_set_num_threads(c->op == FLOOR_READ2 ? 1 : threads);
-  size_t serial = kd_serial_elems;
-  if (c->isa == KD_ISA_AUTO) kd_serial_elems = 0; /* threshold/: lifted */
+  size_t serial = kd_serial_work;
+  if (c->isa == KD_ISA_AUTO) kd_serial_work = 0; /* threshold/: lifted */
   while (status == KD_OK && gb_keep_running(st)) {
     if (c->op == FLOOR_READ2)
       out = read2_threads(c->floors, n, s, t, threads);
@@ -351,7 +351,7 @@ static void bm_threads(gb_state *st, void *ctx) {
       status = call(c, rows, cols, s, t, g, &out);
     gb_do_not_optimize(&out);
   }
-  kd_serial_elems = serial;
+  kd_serial_work = serial;
   kd_set_num_threads(1);
   if (status != KD_OK) {
     snprintf(msg, sizeof msg, "%s on %d threads failed: %s", op_names[c->op], threads,

@@ -167,8 +167,8 @@ KD_API const char *kd_status_str(kd_status status);
  * order and the chunk sums are added in chunk order, so every thread count
  * and every pool, the calling thread alone included, gives bitwise the same
  * loss and gradient. Rows are not split: 8 rows keep at most 8 threads busy.
- * A call of fewer than 65536 elements (rows * cols), or of a single chunk,
- * runs on the calling thread. With KD_ERR_NONFINITE on a pool, which rows of
+ * A call of a single chunk, or of fewer than 65536 elements (rows * cols)
+ * for cross-entropy or 262144 for MSE, runs on the calling thread. With KD_ERR_NONFINITE on a pool, which rows of
  * grad were written may depend on timing.
  *
  * The built-in pool (pthreadpool): n threads in all, the calling thread one of

@@ -279,7 +279,8 @@ static kd_status run(const request *r) {
   rows_job j = {kd_kernels_current(), r};
   size_t scratch = r->distance == KD_CROSS_ENTROPY && r->cols > KD_STACK_COLS ? 2 * r->cols : 0;
   double acc = 0.0, loss;
-  status = kd_run_chunks(r->rows, r->cols, scratch, rows_chunk, &j, &acc);
+  size_t cost = r->distance == KD_MSE ? 1 : 4; /* a CE element: 2 exp, 1 log; MSE: 2 loads */
+  status = kd_run_chunks(r->rows, r->cols, cost, scratch, rows_chunk, &j, &acc);
   if (r->distance == KD_MSE)
     loss = r->factor * (acc / ((double)r->rows * (double)r->cols));
   else

@@ -21,7 +21,7 @@
 #define KD_MAX_THREADS 1024
 
 size_t kd_chunk_elems = KD_CHUNK_ELEMS;
-size_t kd_serial_elems = KD_SERIAL_ELEMS;
+size_t kd_serial_work = KD_SERIAL_WORK;
 
 /* The built-in pool, and its size; pool_lock is held while it runs a call or
  * is replaced. */
@@ -159,14 +159,16 @@ static kd_status run_job(kd_parallel_fn run, void *pool, size_t workers, job *j,
   return KD_OK;
 }
 
-kd_status kd_run_chunks(size_t rows, size_t cols, size_t scratch_floats, kd_chunk_fn fn,
-                        void *ctx, double *total) {
+kd_status kd_run_chunks(size_t rows, size_t cols, size_t cost, size_t scratch_floats,
+                        kd_chunk_fn fn, void *ctx, double *total) {
   size_t per = kd_chunk_elems / cols + (kd_chunk_elems % cols != 0);
   size_t least = rows / KD_MAX_CHUNKS + (rows % KD_MAX_CHUNKS != 0);
   size_t chunk_rows = per > least ? per : least > 0 ? least : 1;
   job j = {fn, ctx, rows, chunk_rows, rows / chunk_rows + (rows % chunk_rows != 0),
            scratch_floats, NULL, NULL, 0, KD_OK, 0};
-  if (j.chunks == 1 || rows * cols < kd_serial_elems) return run_job(run_here, NULL, 1, &j, total);
+  /* rows * cols * 4 fits: the caller checked rows * cols * sizeof(float). */
+  if (j.chunks == 1 || rows * cols * cost < kd_serial_work)
+    return run_job(run_here, NULL, 1, &j, total);
 
   pthread_once(&once, read_environment);
   pthread_mutex_lock(&engine_lock);

@@ -53,7 +53,7 @@ const char *tk_threads_init(void) {
   mode = v ? v : "";
   if (!*mode) return mode;
   kd_chunk_elems = 1;
-  kd_serial_elems = 0;
+  kd_serial_work = 0;
   if (strcmp(mode, "pool") == 0) {
     assert_int_equal(kd_set_parallel(tk_shuffled_pool, NULL), KD_OK);
   } else {
@@ -67,5 +67,5 @@ const char *tk_threads_init(void) {
 }
 
 void tk_threads_serial(int on) {
-  if (*tk_threads_init()) kd_serial_elems = on ? SIZE_MAX : 0;
+  if (*tk_threads_init()) kd_serial_work = on ? SIZE_MAX : 0;
 }

@@ -18,7 +18,8 @@
 
 #define THREADS 8
 #define ROWS 64
-#define COLS 4096 /* wide enough for heap scratch; 16 rows (64K elements) are parallel */
+#define COLS 4096 /* wide enough for heap scratch; 16 rows of cross-entropy and 64 of
+                     * MSE are enough work for the pool */
 
 static float S[ROWS * COLS], T[ROWS * COLS];
 static float G[THREADS][ROWS * COLS];
@@ -39,8 +40,10 @@ static int online(void) {
   return n < 1 ? 1 : (int)n;
 }
 
-/* The shapes the concurrent tests use, by thread k: cross-entropy and MSE,
- * 16 x 4096 (4 chunks), 64 x 4096 (16 chunks) and 64 x 1000. */
+/* The shapes the concurrent tests use, by thread k: cross-entropy and MSE at
+ * 16 x 4096 (4 chunks), 64 x 4096 (16 chunks), 16 x 1000 and 64 x 1000 (1
+ * and 4 chunks); of these, cross-entropy at 4096 classes and MSE 64 x 4096
+ * are enough work for a pool, the rest stay on their thread. */
 static size_t rows_of(size_t k) { return k % 4 < 2 ? 16 : ROWS; }
 static size_t cols_of(size_t k) { return k % 8 < 4 ? COLS : 1000; }
 
@@ -138,17 +141,21 @@ static void engine_pool_contract(void **state) {
   assert_int_equal(p.calls, 1);
   assert_int_equal(p.count, (size_t)(online() < 16 ? online() : 16));
   for (size_t i = 0; i < p.count; i++) assert_int_equal(p.seen[i], 1);
-  /* Under 65536 elements, or one chunk (one row), the call stays here. */
-  assert_int_equal(kd_loss_f32(KD_MSE, 1, 2, 15, COLS, S, COLS, T, COLS, &loss), KD_OK);
+  /* Under 65536 elements (cross-entropy) or 262144 (MSE), or one chunk (one
+   * row), the call stays here. */
+  assert_int_equal(kd_loss_f32(KD_CROSS_ENTROPY, 1, 2, 15, COLS, S, COLS, T, COLS, &loss), KD_OK);
+  assert_int_equal(kd_loss_f32(KD_MSE, 1, 2, ROWS - 1, COLS, S, COLS, T, COLS, &loss), KD_OK);
   assert_int_equal(kd_loss_f32(KD_MSE, 1, 2, 1, ROWS * COLS, S, ROWS * COLS, T, ROWS * COLS,
                                &loss), KD_OK);
   assert_int_equal(p.calls, 1);
-  assert_int_equal(kd_loss_f32(KD_MSE, 1, 2, 16, COLS, S, COLS, T, COLS, &loss), KD_OK);
+  assert_int_equal(kd_loss_f32(KD_MSE, 1, 2, ROWS, COLS, S, COLS, T, COLS, &ref), KD_OK);
   assert_int_equal(p.calls, 2);
+  assert_int_equal(kd_loss_f32(KD_CROSS_ENTROPY, 1, 2, 16, COLS, S, COLS, T, COLS, &loss), KD_OK);
+  assert_int_equal(p.calls, 3);
   /* Back to the built-in pool: the engine's is not called again. */
   assert_int_equal(kd_set_parallel(NULL, &p), KD_OK);
-  assert_int_equal(kd_loss_f32(KD_MSE, 1, 2, 16, COLS, S, COLS, T, COLS, &ref), KD_OK);
-  assert_int_equal(p.calls, 2);
+  assert_int_equal(kd_loss_f32(KD_CROSS_ENTROPY, 1, 2, 16, COLS, S, COLS, T, COLS, &ref), KD_OK);
+  assert_int_equal(p.calls, 3);
   assert_memory_equal(&loss, &ref, sizeof loss);
 }
 
