@@ -168,8 +168,9 @@ KD_API const char *kd_status_str(kd_status status);
  * and every pool, the calling thread alone included, gives bitwise the same
  * loss and gradient. Rows are not split: 8 rows keep at most 8 threads busy.
  * A call of a single chunk, or of fewer than 65536 elements (rows * cols)
- * for cross-entropy or 262144 for MSE, runs on the calling thread. With KD_ERR_NONFINITE on a pool, which rows of
- * grad were written may depend on timing.
+ * for cross-entropy or 262144 for MSE, runs on the calling thread. With
+ * KD_ERR_NONFINITE on a pool, which rows of grad were written may depend on
+ * timing.
  *
  * The built-in pool (pthreadpool): n threads in all, the calling thread one of
  * them. n == 1, the default, starts no thread; n == 0 means one per online
