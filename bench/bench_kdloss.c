@@ -28,19 +28,31 @@
  * comes a Markdown summary of the medians (CPU time): throughput per ISA and
  * shape, and ratios to the floors.
  *
+ * Threads: threads/<operation>/<rows>/<cols>/<threads>/real_time runs the
+ * automatic ISA's four entry points on the built-in pool with 1, 2 and all
+ * online threads, timed by the wall clock (the other benchmarks use CPU time
+ * and one thread), next to floor_read2 split over as many threads for the
+ * out-of-cache MSE shape. threshold/<operation>/<rows>/1000/<threads> times
+ * calls below the size where kdloss starts using the pool, with that limit
+ * lifted, to show where the pool starts to pay. The summary ends with the
+ * speed-ups.
+ *
  * Inputs: student and teacher logits independently N(0, 1) from a fixed seed
  * (the same on every run and ISA), temperature 2, factor 1, dense rows
- * (ld == cols), gradient into a separate buffer. Single thread.
+ * (ld == cols), gradient into a separate buffer.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "floor.h"
 #include "gbench_c.h"
 #include "kdloss.h"
 #include "kernels.h" /* kd_cpu_has: tells "the CPU lacks it" from "the build lacks it" */
+#include "parallel.h" /* kd_serial_work, lifted by the threshold benchmarks */
 #include "rng.h"     /* the tests' generator */
 
 #define TEMPERATURE 2.0f
@@ -60,6 +72,12 @@ static const shape shapes[] = {{128, 10}, {128, 100}, {256, 1000}, {64, 32000}, 
 /* MSE far out of cache: 1 GiB per array, larger than any last-level cache,
  * 3 GiB with the gradient. */
 static const shape big = {64, (int64_t)1 << 22};
+/* The threads dimension: these, and the out-of-cache MSE shape. */
+static const shape thread_shapes[] = {{256, 1000}, {64, 32000}, {8, 128256}, {2048, 1000}};
+#define N_THREAD_SHAPES (sizeof thread_shapes / sizeof thread_shapes[0])
+/* Calls of these many rows of 1000 (2, 4, 8 chunks) around the serial threshold. */
+static const int64_t threshold_rows[] = {32, 64, 128};
+#define N_THRESHOLD (sizeof threshold_rows / sizeof threshold_rows[0])
 
 typedef enum op {
   CE_LOSS,
@@ -209,7 +227,7 @@ typedef struct bench_case {
   const floor_set *floors; /* for the floor operations */
 } bench_case;
 
-static bench_case cases[N_HOST_ISAS * N_OPS];
+static bench_case cases[N_HOST_ISAS * N_OPS + 2 * N_OPS];
 static size_t n_cases;
 static char skip_reasons[N_HOST_ISAS][200];
 /* Runs where kdloss itself failed (not skips): they make the exit status 1,
@@ -277,6 +295,113 @@ static void bm_case(gb_state *st, void *ctx) {
   int64_t elems = gb_iterations(st) * (int64_t)n;
   gb_set_items_processed(st, elems);
   gb_set_bytes_processed(st, elems * (op_writes(c->op) ? 12 : 8));
+}
+
+/* floor_read2 over n elements split between k threads (the caller one of
+ * them): the least time any kdloss call on k threads can take to read s and t. */
+typedef struct read_part { const floor_set *f; size_t n; const float *s, *t; float out; } read_part;
+
+static void *read_part_run(void *arg) {
+  read_part *p = arg;
+  p->out = p->f->read2(p->n, p->s, p->t);
+  return NULL;
+}
+
+static float read2_threads(const floor_set *f, size_t n, const float *s, const float *t, int k) {
+  read_part parts[8];
+  pthread_t th[8];
+  size_t per = n / (size_t)k;
+  for (int i = 0; i < k; i++) {
+    size_t off = (size_t)i * per, len = i == k - 1 ? n - off : per;
+    parts[i] = (read_part){f, len, s + off, t + off, 0.0f};
+    if (i > 0 && pthread_create(&th[i], NULL, read_part_run, &parts[i]) != 0) return NAN;
+  }
+  read_part_run(&parts[0]);
+  float out = parts[0].out;
+  for (int i = 1; i < k; i++) {
+    pthread_join(th[i], NULL);
+    out += parts[i].out;
+  }
+  return out;
+}
+
+/* Arguments rows, cols, threads: the call on the built-in pool of that many
+ * threads (the automatic ISA), or the read floor split over them. */
+static void bm_threads(gb_state *st, void *ctx) {
+  const bench_case *c = ctx;
+  size_t rows = (size_t)gb_range(st, 0), cols = (size_t)gb_range(st, 1), n = rows * cols;
+  int threads = (int)gb_range(st, 2);
+  const float *s, *t;
+  float *g, out = 0.0f;
+  char msg[256];
+  if (!get_inputs(n, op_writes(c->op), &s, &t, &g)) {
+    snprintf(msg, sizeof msg, "out of memory for %zu x %zu inputs", rows, cols);
+    gb_skip_with_error(st, msg);
+    return;
+  }
+  kd_status status = kd_set_isa(KD_ISA_AUTO);
+  if (status == KD_OK) status = kd_set_num_threads(c->op == FLOOR_READ2 ? 1 : threads);
+  size_t serial = kd_serial_work;
+  if (c->isa == KD_ISA_AUTO) kd_serial_work = 0; /* threshold/: lifted */
+  while (status == KD_OK && gb_keep_running(st)) {
+    if (c->op == FLOOR_READ2)
+      out = read2_threads(c->floors, n, s, t, threads);
+    else
+      status = call(c, rows, cols, s, t, g, &out);
+    gb_do_not_optimize(&out);
+  }
+  kd_serial_work = serial;
+  kd_set_num_threads(1);
+  if (status != KD_OK) {
+    snprintf(msg, sizeof msg, "%s on %d threads failed: %s", op_names[c->op], threads,
+             kd_status_str(status));
+    n_failures++;
+    gb_skip_with_error(st, msg);
+    return;
+  }
+  gb_set_items_processed(st, gb_iterations(st) * (int64_t)n);
+}
+
+static int n_thread_counts;
+static int64_t thread_counts[3];
+
+static void threads_name(char *buf, size_t size, const char *family, op o, shape sh, int64_t k) {
+  snprintf(buf, size, "%s/%s/%lld/%lld/%lld/real_time", family, op_names[o], (long long)sh.rows,
+           (long long)sh.cols, (long long)k);
+}
+
+/* threads/ and threshold/ for the automatic ISA (and its read floor). */
+static void register_threads(void) {
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  int64_t all = cpus < 1 ? 1 : cpus > 8 ? 8 : cpus;
+  thread_counts[n_thread_counts++] = 1;
+  if (all >= 2) thread_counts[n_thread_counts++] = 2;
+  if (all > 2) thread_counts[n_thread_counts++] = all;
+  const floor_set *floors = floors_for(kd_get_isa());
+  for (op o = CE_LOSS; o <= FLOOR_READ2; o++) {
+    if (o > MSE_GRAD && (o != FLOOR_READ2 || !floors)) continue;
+    for (int family = 0; family < 2; family++) {
+      if (family == 1 && o != CE_LOSS && o != MSE_GRAD) continue;
+      bench_case *c = &cases[n_cases++];
+      c->isa = family ? KD_ISA_AUTO : kd_get_isa(); /* KD_ISA_AUTO marks threshold/ */
+      c->op = o;
+      c->floors = floors;
+      char name[64];
+      snprintf(name, sizeof name, "%s/%s", family ? "threshold" : "threads", op_names[o]);
+      gb_bench *b = gb_register(name, bm_threads, c);
+      for (int i = 0; i < n_thread_counts; i++) {
+        for (size_t k = 0; family == 0 && o != FLOOR_READ2 && k < N_THREAD_SHAPES; k++)
+          gb_add_args(b, (const int64_t[]){thread_shapes[k].rows, thread_shapes[k].cols,
+                                           thread_counts[i]}, 3);
+        for (size_t k = 0; family == 1 && k < N_THRESHOLD; k++)
+          gb_add_args(b, (const int64_t[]){threshold_rows[k], 1000, thread_counts[i]}, 3);
+        if (family == 0 && o >= MSE_LOSS)
+          gb_add_args(b, (const int64_t[]){big.rows, big.cols, thread_counts[i]}, 3);
+      }
+      gb_use_real_time(b);
+      gb_set_unit(b, GB_MICROSECOND);
+    }
+  }
 }
 
 static void bm_skipped(gb_state *st, void *ctx) {
@@ -384,6 +509,44 @@ static void print_designs(void) {
   }
 }
 
+static double wall(const char *family, op o, shape sh, int64_t k) {
+  char name[128];
+  double sec;
+  threads_name(name, sizeof name, family, o, sh, k);
+  return gb_result_real_time(name, &sec) == 0 && sec > 0 ? sec : NAN;
+}
+
+/* Wall-clock medians per thread count, and speed-ups over one thread. */
+static void print_threads(void) {
+  shape all[N_THREAD_SHAPES + 1 + N_THRESHOLD];
+  for (size_t k = 0; k < N_THREAD_SHAPES; k++) all[k] = thread_shapes[k];
+  all[N_THREAD_SHAPES] = big;
+  for (size_t k = 0; k < N_THRESHOLD; k++) all[N_THREAD_SHAPES + 1 + k] = (shape){threshold_rows[k], 1000};
+  printf("\nThreads (%s, built-in pool; wall clock, us per call, and speed-up over 1 thread; "
+         "threshold/: the serial limit lifted)\n\n| benchmark | shape |", kd_isa_name(kd_get_isa()));
+  for (int i = 0; i < n_thread_counts; i++)
+    printf(i ? " %lld threads | speed-up |" : " 1 thread |", (long long)thread_counts[i]);
+  printf("\n|---|---|");
+  for (int i = 0; i < n_thread_counts; i++) printf(i ? "---|---|" : "---|");
+  printf("\n");
+  for (int family = 0; family < 2; family++)
+    for (op o = CE_LOSS; o <= FLOOR_READ2; o++)
+      for (size_t k = 0; k < sizeof all / sizeof all[0]; k++) {
+        const char *fam = family ? "threshold" : "threads";
+        double one = wall(fam, o, all[k], 1);
+        if (isnan(one)) continue;
+        printf("| %s/%s | %lldx%lld |", fam, op_names[o], (long long)all[k].rows,
+               (long long)all[k].cols);
+        cell(" %.1f |", one * 1e6);
+        for (int i = 1; i < n_thread_counts; i++) {
+          double t = wall(fam, o, all[k], thread_counts[i]);
+          cell(" %.1f |", t * 1e6);
+          cell(" %.2f |", one / t);
+        }
+        printf("\n");
+      }
+}
+
 static void print_summary(void) {
   printf("\n## kdloss summary (medians of CPU time; %s)\n\n", kd_version_string());
   printf("Throughput, G elements/s (MSE out of cache: GB/s read+written in brackets)\n\n");
@@ -437,6 +600,7 @@ static void print_summary(void) {
     }
   }
   print_designs();
+  print_threads();
   fflush(stdout);
 }
 
@@ -461,6 +625,7 @@ int main(int argc, char **argv) {
   gb_add_context("kdloss_isas", isas);
   gb_add_context("kdloss_inputs", "student, teacher ~ N(0,1) fixed seed; T=2, factor=1; dense");
   register_all();
+  register_threads();
   gb_run();
   print_summary();
   gb_shutdown();

@@ -24,12 +24,12 @@ benchmark::internal::Benchmark *B(gb_bench *b) {
   return reinterpret_cast<benchmark::internal::Benchmark *>(b);
 }
 
-// CPU seconds per iteration, by full benchmark name.
+// Seconds per iteration, by full benchmark name.
 struct Timings {
   std::vector<double> runs;   // one per repetition
   double median = -1.0;       // the "median" aggregate, when there was one
 };
-std::map<std::string, Timings> g_results;
+std::map<std::string, Timings> g_results, g_real;  // CPU time, wall-clock time
 
 // Forwards everything to the reporter the flags ask for (console, json, csv)
 // and keeps each run's CPU time for gb_result_cpu_time.
@@ -40,19 +40,22 @@ class RecordingReporter : public benchmark::BenchmarkReporter {
   void ReportRuns(const std::vector<Run> &reports) override {
     for (const Run &r : reports) {
       if (r.error_occurred || r.iterations <= 0) continue;
-      double sec = r.GetAdjustedCPUTime() / benchmark::GetTimeUnitMultiplier(r.time_unit);
-      Timings &t = g_results[r.run_name.str()];
-      if (r.run_type == Run::RT_Aggregate) {
-        if (r.aggregate_name == "median") t.median = sec;
-      } else {
-        t.runs.push_back(sec);
-      }
+      double unit = benchmark::GetTimeUnitMultiplier(r.time_unit);
+      record(g_results[r.run_name.str()], r, r.GetAdjustedCPUTime() / unit);
+      record(g_real[r.run_name.str()], r, r.GetAdjustedRealTime() / unit);
     }
     inner_->ReportRuns(reports);
   }
   void Finalize() override { inner_->Finalize(); }
 
  private:
+  static void record(Timings &t, const Run &r, double sec) {
+    if (r.run_type == Run::RT_Aggregate) {
+      if (r.aggregate_name == "median") t.median = sec;
+    } else {
+      t.runs.push_back(sec);
+    }
+  }
   benchmark::BenchmarkReporter *inner_;
 };
 
@@ -178,9 +181,14 @@ size_t gb_run(void) {
   }
 }
 
-int gb_result_cpu_time(const char *full_name, double *seconds) {
-  auto it = g_results.find(full_name);
-  if (it == g_results.end()) return -1;
+void gb_use_real_time(gb_bench *b) {
+  if (b) B(b)->UseRealTime();
+}
+
+static int result_time(const std::map<std::string, Timings> &results, const char *full_name,
+                       double *seconds) {
+  auto it = results.find(full_name);
+  if (it == results.end()) return -1;
   const Timings &t = it->second;
   if (t.median >= 0.0) {
     *seconds = t.median;
@@ -189,6 +197,14 @@ int gb_result_cpu_time(const char *full_name, double *seconds) {
   if (t.runs.empty()) return -1;
   *seconds = median_of(t.runs);
   return 0;
+}
+
+int gb_result_cpu_time(const char *full_name, double *seconds) {
+  return result_time(g_results, full_name, seconds);
+}
+
+int gb_result_real_time(const char *full_name, double *seconds) {
+  return result_time(g_real, full_name, seconds);
 }
 
 void gb_shutdown(void) { benchmark::Shutdown(); }

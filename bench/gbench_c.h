@@ -67,6 +67,11 @@ void gb_set_iterations(gb_bench *b, int64_t n);
 /* Repetitions for this benchmark only (n >= 1); beats --benchmark_repetitions. */
 void gb_set_repetitions(gb_bench *b, int n);
 
+/* Times this benchmark by the wall clock rather than by the CPU time of the
+ * calling thread (for work on other threads); the full name gains
+ * "/real_time". */
+void gb_use_real_time(gb_bench *b);
+
 /* Time units used when printing this benchmark. */
 typedef enum gb_unit { GB_NANOSECOND, GB_MICROSECOND, GB_MILLISECOND, GB_SECOND } gb_unit;
 void gb_set_unit(gb_bench *b, gb_unit unit);
@@ -138,6 +143,9 @@ size_t gb_run(void);
  * the one run. Returns 0 and sets *seconds, or -1 if no such benchmark ran
  * without error. */
 int gb_result_cpu_time(const char *full_name, double *seconds);
+
+/* The same for wall-clock seconds per iteration. */
+int gb_result_real_time(const char *full_name, double *seconds);
 
 /* Releases Google Benchmark's global state. */
 void gb_shutdown(void);

@@ -43,7 +43,9 @@
  * aborts, prints or exits.
  *
  * Threads: every function is reentrant and thread-safe. The implementation is
- * chosen once, on first use, from the CPU's features (see kd_set_isa).
+ * chosen once, on first use, from the CPU's features (see kd_set_isa). A call
+ * runs on the calling thread alone unless a pool is configured (see
+ * kd_set_num_threads and kd_set_parallel); results are the same bits either way.
  */
 #ifndef KDLOSS_H
 #define KDLOSS_H
@@ -90,7 +92,8 @@ typedef enum kd_status {
   KD_ERR_NONFINITE,   /* NaN or +inf in an input, or a row entirely -inf; *loss is set to NaN */
   KD_ERR_ALIAS,       /* grad overlaps an input other than exactly in place */
   KD_ERR_NOMEM,       /* a needed allocation failed */
-  KD_ERR_UNSUPPORTED  /* kd_set_isa: this CPU or this build lacks that ISA */
+  KD_ERR_UNSUPPORTED, /* kd_set_isa: this CPU or this build lacks that ISA */
+  KD_ERR_THREADS      /* kd_set_num_threads: n < 0 or > 1024, or the pool cannot start */
 } kd_status;
 
 /*
@@ -102,9 +105,11 @@ typedef enum kd_status {
  * temperature for cross-entropy (KD_ERR_TEMPERATURE: NaN, infinite, <= 0, or
  * subnormal, whose reciprocal overflows), then loss pointing into an input
  * (KD_ERR_ALIAS).
- * Scratch: cross-entropy rows of more than 2048 classes use one heap buffer
- * of 8*cols bytes per call (KD_ERR_NOMEM if it cannot be had, nothing written);
- * narrower rows use 16 KiB of stack.
+ * Scratch: cross-entropy rows of more than 2048 classes use 8*cols bytes of
+ * heap per task (one task on the calling thread; on a pool, one per thread up
+ * to the number of chunks, see kd_set_num_threads), all allocated before any
+ * work (KD_ERR_NOMEM if it cannot be had, nothing written); narrower rows use
+ * 16 KiB of stack on each thread that runs a chunk.
  */
 KD_API kd_status kd_loss_f32(kd_distance distance, float factor, float temperature,
                              size_t rows, size_t cols,
@@ -159,6 +164,48 @@ KD_API const char *kd_isa_name(kd_isa isa);
 
 /* A short English description of a status; "unknown status" for other values. */
 KD_API const char *kd_status_str(kd_status status);
+
+/*
+ * Threads. A call is split into chunks of whole consecutive rows: each chunk
+ * has ceil(16384 / cols) rows (one row when cols >= 16384), more when that
+ * would make over 1024 chunks, and the last chunk takes what is left. The
+ * split depends only on rows and cols. Each chunk's sum is computed in a fixed
+ * order and the chunk sums are added in chunk order, so every thread count
+ * and every pool, the calling thread alone included, gives bitwise the same
+ * loss and gradient. Rows are not split: 8 rows keep at most 8 threads busy.
+ * A call of a single chunk, or of fewer than 65536 elements (rows * cols)
+ * for cross-entropy or 262144 for MSE, runs on the calling thread. With
+ * KD_ERR_NONFINITE on a pool, which rows of grad were written may depend on
+ * timing.
+ *
+ * The built-in pool (pthreadpool): n threads in all, the calling thread one of
+ * them. n == 1, the default, starts no thread; n == 0 means one per online
+ * CPU. Takes effect for later calls, process-wide; KD_ERR_THREADS (nothing
+ * changed) for n < 0, n > 1024, a pool that cannot start, or n > 1 in a build
+ * without pthreadpool. The pool runs one call at a time: a call that finds it
+ * busy with another runs on its own thread rather than wait.
+ * The environment variable KDLOSS_NUM_THREADS (a decimal integer), read once on
+ * first use, does the same as a kd_set_num_threads call at start-up; any other
+ * value, or one that call refuses, is ignored (one thread).
+ */
+KD_API kd_status kd_set_num_threads(int n);
+
+/* The built-in pool's thread count (n == 0 resolved to the CPUs counted). */
+KD_API int kd_get_num_threads(void);
+
+/*
+ * An engine's own pool. kdloss calls run(pool, task, ctx, count) and needs
+ * task(ctx, i) run exactly once for every i in [0, count), on any threads in
+ * any order, before run returns. count is at most the number of online CPUs.
+ * run may be called from several threads at once (concurrent kdloss calls).
+ * kd_set_parallel(run, pool) sends later parallel calls to run, whatever
+ * kd_set_num_threads says; run == NULL goes back to the built-in pool. The
+ * pool must stay usable until the last call that may use it has returned.
+ * Always KD_OK.
+ */
+typedef void (*kd_task_fn)(void *ctx, size_t i);
+typedef void (*kd_parallel_fn)(void *pool, kd_task_fn task, void *ctx, size_t count);
+KD_API kd_status kd_set_parallel(kd_parallel_fn run, void *pool);
 
 /* "MAJOR.MINOR.PATCH" of the library actually linked. */
 KD_API const char *kd_version_string(void);

@@ -5,12 +5,12 @@
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 #include "kernels.h"
+#include "parallel.h"
 
 /* Cross-entropy rows up to this many classes use stack scratch (2 floats per
- * class, 16 KiB); wider rows use one heap buffer per call. */
+ * class, 16 KiB); wider rows use one heap buffer per task (see parallel.c). */
 #define KD_STACK_COLS 2048
 
 #define KD_STR(x) #x
@@ -34,6 +34,7 @@ KD_API const char *kd_status_str(kd_status status) {
   case KD_ERR_ALIAS: return "an output overlaps an input other than exactly in place";
   case KD_ERR_NOMEM: return "a needed allocation failed";
   case KD_ERR_UNSUPPORTED: return "this CPU or build lacks that ISA";
+  case KD_ERR_THREADS: return "a negative or too large thread count, or the pool cannot start";
   default: return "unknown status";
   }
 }
@@ -184,14 +185,10 @@ static int spread_overflows(size_t n, const float *x, float x_max) {
   return 0;
 }
 
-/* Cross-entropy: sum over rows of sum_j r_j log(q_j + 1e-5), and the gradient. */
-static kd_status ce_rows(const kd_kernels *k, const request *r, double *acc) {
-  float stack[2 * KD_STACK_COLS];
-  float *es = stack;
-  if (r->cols > KD_STACK_COLS) {
-    es = malloc(2 * r->cols * sizeof *es);
-    if (!es) return KD_ERR_NOMEM;
-  }
+/* Cross-entropy, rows [i0, i1): sum over rows of sum_j r_j log(q_j + 1e-5),
+ * and the gradient. es: scratch of 2*cols floats. */
+static kd_status ce_rows(const kd_kernels *k, const request *r, size_t i0, size_t i1, float *es,
+                         double *acc) {
   float *et = es + r->cols;
   kd_status status = KD_OK;
   kd_ce_row row;
@@ -199,7 +196,7 @@ static kd_status ce_rows(const kd_kernels *k, const request *r, double *acc) {
   double grad_scale = r->factor / ((double)r->rows * r->temperature);
   row.grad_scale = (float)grad_scale;
   double total = 0.0;
-  for (size_t i = 0; i < r->rows; i++) {
+  for (size_t i = i0; i < i1; i++) {
     const float *s = r->s + i * r->lds, *t = r->t + i * r->ldt;
     int last = i + 1 == r->rows;
     row.next_s = last ? s : s + r->lds;
@@ -258,7 +255,6 @@ static kd_status ce_rows(const kd_kernels *k, const request *r, double *acc) {
     else if (out != g)
       memcpy(g, out, r->cols * sizeof *g);
   }
-  if (es != stack) free(es);
   *acc = total;
   return status;
 }
@@ -304,11 +300,13 @@ static double mse_row(const kd_kernels *k, size_t n, const float *s, const float
   return total;
 }
 
-static kd_status mse_rows(const kd_kernels *k, const request *r, double *acc) {
+/* MSE, rows [i0, i1). */
+static kd_status mse_rows(const kd_kernels *k, const request *r, size_t i0, size_t i1,
+                          double *acc) {
   double scale = 2.0 * r->factor / ((double)r->rows * (double)r->cols);
   int f64 = r->grad && scale_below(scale, FLT_MIN);
   double total = 0.0;
-  for (size_t i = 0; i < r->rows; i++) {
+  for (size_t i = i0; i < i1; i++) {
     const float *s = r->s + i * r->lds, *t = r->t + i * r->ldt;
     float *g = r->grad ? r->grad + i * r->ldg : NULL;
     double sum;
@@ -325,18 +323,28 @@ static kd_status mse_rows(const kd_kernels *k, const request *r, double *acc) {
   return KD_OK;
 }
 
+typedef struct rows_job { const kd_kernels *k; const request *r; } rows_job;
+
+/* One chunk of rows (a kd_chunk_fn): the unit of work and of summation. */
+static kd_status rows_chunk(void *ctx, size_t i0, size_t i1, float *scratch, double *sum) {
+  const rows_job *j = ctx;
+  if (j->r->distance == KD_MSE) return mse_rows(j->k, j->r, i0, i1, sum);
+  float stack[2 * KD_STACK_COLS];
+  return ce_rows(j->k, j->r, i0, i1, scratch ? scratch : stack, sum);
+}
+
 static kd_status run(const request *r) {
   kd_status status = check(r);
   if (status != KD_OK) return status;
-  const kd_kernels *k = kd_kernels_current();
+  rows_job j = {kd_kernels_current(), r};
+  size_t scratch = r->distance == KD_CROSS_ENTROPY && r->cols > KD_STACK_COLS ? 2 * r->cols : 0;
   double acc = 0.0, loss;
-  if (r->distance == KD_MSE) {
-    status = mse_rows(k, r, &acc);
+  size_t cost = r->distance == KD_MSE ? 1 : 4; /* a CE element: 2 exp, 1 log; MSE: 2 loads */
+  status = kd_run_chunks(r->rows, r->cols, cost, scratch, rows_chunk, &j, &acc);
+  if (r->distance == KD_MSE)
     loss = r->factor * (acc / ((double)r->rows * (double)r->cols));
-  } else {
-    status = ce_rows(k, r, &acc);
+  else
     loss = -(double)r->factor * (acc / (double)r->rows);
-  }
   if (status == KD_ERR_NOMEM) return status;
   if (r->loss) *r->loss = status == KD_OK ? (float)loss : NAN;
   return status;

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "pool.h"
 #include "tester.h"
 #include "tolerance.h"
 
@@ -227,6 +228,31 @@ static int check_grad(size_t k, const float *g, worst *w) {
   return ok;
 }
 
+/* Under KDLOSS_TEST_THREADS (pool.h): the call again on the calling thread
+ * gives the same bits as the pool's loss (and grad, when not NULL). */
+static int same_on_one_thread(size_t k, const golden_case *c, const float *s,
+                              const float *teacher, float loss, const float *grad) {
+  const char *threads = tk_threads_init();
+  if (!*threads) return 1;
+  float *g = grad ? tk_malloc(c->span * sizeof(float)) : NULL;
+  for (size_t i = 0; g && i < c->span; i++) g[i] = NAN; /* as the pool's grad started */
+  float again = NAN;
+  tk_threads_serial(1);
+  kd_status st = g ? kd_loss_grad_f32(c->distance, c->factor, c->temperature, c->rows, c->cols,
+                                      s, c->ld, teacher, c->ld, &again, g, c->ld)
+                   : kd_loss_f32(c->distance, c->factor, c->temperature, c->rows, c->cols, s,
+                                 c->ld, teacher, c->ld, &again);
+  tk_threads_serial(0);
+  int same = st == KD_OK && memcmp(&again, &loss, sizeof loss) == 0 &&
+             (!g || memcmp(g, grad, c->span * sizeof(float)) == 0);
+  if (!same)
+    printf("[  FAILED  ] golden case %zu (%s) isa=%s: %s differs between threads %s and one\n",
+           k, c->name, kd_isa_name(kd_get_isa()), g ? "kd_loss_grad_f32" : "kd_loss_f32",
+           threads);
+  free(g);
+  return same;
+}
+
 static void run(kd_distance distance) {
   worst wl = {0, 0}, wg = {0, 0};
   size_t failed = 0, ran = 0;
@@ -246,11 +272,13 @@ static void run(kd_distance distance) {
     kd_status st = kd_loss_f32(c->distance, c->factor, c->temperature, c->rows, c->cols, s,
                                c->ld, teacher, c->ld, &loss);
     int ok = check_loss(k, "kd_loss_f32", st, loss, &wl);
+    ok &= same_on_one_thread(k, c, s, teacher, loss, NULL);
     loss = NAN;
     st = kd_loss_grad_f32(c->distance, c->factor, c->temperature, c->rows, c->cols, s, c->ld,
                           teacher, c->ld, &loss, g, c->ld);
     ok &= check_loss(k, "kd_loss_grad_f32", st, loss, &wl);
     if (st == KD_OK) ok &= check_grad(k, g, &wg);
+    if (st == KD_OK) ok &= same_on_one_thread(k, c, s, teacher, loss, g);
     failed += !ok;
     ran++;
     tk_worst.cases++;

@@ -1,17 +1,25 @@
-/* Thread safety: threads racing through first use (dispatch initialisation)
- * and computing concurrently get the same ISA and bitwise the same results. */
+/* Threads: racing first use; the thread-count and engine-pool API and its
+ * errors; the engine pool's contract (every task once, count <= CPUs, small
+ * calls not sent); and concurrent calls on the built-in pool, on an engine
+ * pool and across pool changes, every result bitwise equal to one thread's. */
+#include <limits.h>
+#include <math.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
+#include "pool.h"
 #include "tester.h"
 
 #define THREADS 8
-#define ROWS 16
-#define COLS 1000
+#define ROWS 64
+#define COLS 4096 /* wide enough for heap scratch; 16 rows of cross-entropy and 64 of
+                     * MSE are enough work for the pool */
 
 static float S[ROWS * COLS], T[ROWS * COLS];
 static float G[THREADS][ROWS * COLS];
@@ -19,35 +27,212 @@ static float G[THREADS][ROWS * COLS];
 typedef struct result { kd_isa isa; float loss; kd_status st; } result;
 static result R[THREADS];
 
-static void *work(void *arg) {
-  size_t k = (size_t)arg;
-  R[k].isa = kd_get_isa();
-  for (int rep = 0; rep < 20; rep++)
-    R[k].st |= kd_loss_grad_f32(KD_CROSS_ENTROPY, 1, 2, ROWS, COLS, S, COLS, T, COLS,
-                                &R[k].loss, G[k], COLS);
-  return NULL;
-}
-
-static void racing_first_use(void **state) {
-  (void)state;
+static void fill(void) {
   uint64_t rng = 5;
   for (size_t i = 0; i < ROWS * COLS; i++) {
     S[i] = (float)(3 * tk_normal(&rng));
     T[i] = (float)(3 * tk_normal(&rng));
   }
+}
+
+static int online(void) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n < 1 ? 1 : (int)n;
+}
+
+/* The shapes the concurrent tests use, by thread k: cross-entropy and MSE at
+ * 16 x 4096 (4 chunks), 64 x 4096 (16 chunks), 16 x 1000 and 64 x 1000 (1
+ * and 4 chunks); of these, cross-entropy at 4096 classes and MSE 64 x 4096
+ * are enough work for a pool, the rest stay on their thread. */
+static size_t rows_of(size_t k) { return k % 4 < 2 ? 16 : ROWS; }
+static size_t cols_of(size_t k) { return k % 8 < 4 ? COLS : 1000; }
+
+static kd_status call(size_t k, float *loss, float *grad) {
+  kd_distance d = k % 2 ? KD_MSE : KD_CROSS_ENTROPY;
+  size_t rows = rows_of(k), cols = cols_of(k);
+  return kd_loss_grad_f32(d, 1, 2, rows, cols, S, cols, T, cols, loss, grad, cols);
+}
+
+static void *work(void *arg) {
+  size_t k = (size_t)arg;
+  R[k].isa = kd_get_isa();
+  for (int rep = 0; rep < 20; rep++) R[k].st |= call(k, &R[k].loss, G[k]);
+  return NULL;
+}
+
+static void run_racing(void) {
+  memset(R, 0, sizeof R);
   pthread_t th[THREADS];
   for (size_t k = 0; k < THREADS; k++)
     assert_int_equal(pthread_create(&th[k], NULL, work, (void *)k), 0);
   for (size_t k = 0; k < THREADS; k++) pthread_join(th[k], NULL);
+}
+
+/* Every R and G equal to the same call on one thread. */
+static void check_against_one_thread(const char *what) {
+  assert_int_equal(kd_set_parallel(NULL, NULL), KD_OK);
+  assert_int_equal(kd_set_num_threads(1), KD_OK);
+  static float g[ROWS * COLS];
   for (size_t k = 0; k < THREADS; k++) {
-    assert_int_equal(R[k].st, KD_OK);
+    float loss = NAN;
+    assert_int_equal(call(k, &loss, g), KD_OK);
+    if (R[k].st != KD_OK) fail_msg("%s: thread %zu: %s", what, k, kd_status_str(R[k].st));
     assert_int_equal(R[k].isa, R[0].isa);
-    assert_memory_equal(&R[k].loss, &R[0].loss, sizeof(float));
-    assert_memory_equal(G[k], G[0], sizeof G[0]);
+    if (memcmp(&R[k].loss, &loss, sizeof loss) != 0 || memcmp(G[k], g, rows_of(k) * cols_of(k) * sizeof *g) != 0)
+      fail_msg("%s: thread %zu differs from one thread", what, k);
   }
 }
 
+static void racing_first_use(void **state) {
+  (void)state;
+  fill();
+  run_racing();
+  check_against_one_thread("first use");
+}
+
+static void thread_count_api(void **state) {
+  (void)state;
+  assert_int_equal(kd_get_num_threads(), 1); /* the default (KDLOSS_NUM_THREADS unset) */
+  assert_int_equal(kd_set_num_threads(-1), KD_ERR_THREADS);
+  assert_int_equal(kd_set_num_threads(INT_MIN), KD_ERR_THREADS);
+  assert_int_equal(kd_set_num_threads(1025), KD_ERR_THREADS);
+  assert_int_equal(kd_set_num_threads(INT_MAX), KD_ERR_THREADS);
+  assert_int_equal(kd_get_num_threads(), 1);
+#ifdef KD_HAVE_PTHREADPOOL
+  assert_int_equal(kd_set_num_threads(0), KD_OK);
+  assert_int_equal(kd_get_num_threads(), online());
+  assert_int_equal(kd_set_num_threads(3), KD_OK);
+  assert_int_equal(kd_get_num_threads(), 3);
+  assert_int_equal(kd_set_num_threads(-5), KD_ERR_THREADS);
+  assert_int_equal(kd_get_num_threads(), 3);
+#else
+  assert_int_equal(kd_set_num_threads(2), KD_ERR_THREADS);
+  assert_int_equal(kd_set_num_threads(0), online() > 1 ? KD_ERR_THREADS : KD_OK);
+#endif
+  assert_int_equal(kd_set_num_threads(1), KD_OK);
+  assert_int_equal(kd_get_num_threads(), 1);
+  assert_int_equal(kd_set_parallel(NULL, &state), KD_OK);
+}
+
+/* An engine pool that runs the tasks on the calling thread and records them. */
+typedef struct counting {
+  size_t calls, count, seen[16]; /* the test's calls have at most 16 chunks */
+} counting;
+
+static void counting_run(void *pool, kd_task_fn task, void *ctx, size_t count) {
+  counting *p = pool;
+  p->calls++;
+  p->count = count;
+  assert_true(count >= 1 && count <= 16);
+  for (size_t i = count; i-- > 0;) { /* backwards: any order must do */
+    task(ctx, i);
+    p->seen[i]++;
+  }
+}
+
+static void engine_pool_contract(void **state) {
+  (void)state;
+  counting p;
+  memset(&p, 0, sizeof p);
+  assert_int_equal(kd_set_parallel(counting_run, &p), KD_OK);
+  float loss, ref;
+  /* 64 x 4096 is 16 chunks: min(16, CPUs) tasks, each once. */
+  assert_int_equal(kd_loss_f32(KD_CROSS_ENTROPY, 1, 2, ROWS, COLS, S, COLS, T, COLS, &loss), KD_OK);
+  assert_int_equal(p.calls, 1);
+  assert_int_equal(p.count, (size_t)(online() < 16 ? online() : 16));
+  for (size_t i = 0; i < p.count; i++) assert_int_equal(p.seen[i], 1);
+  /* Under 65536 elements (cross-entropy) or 262144 (MSE), or one chunk (one
+   * row), the call stays here. */
+  assert_int_equal(kd_loss_f32(KD_CROSS_ENTROPY, 1, 2, 15, COLS, S, COLS, T, COLS, &loss), KD_OK);
+  assert_int_equal(kd_loss_f32(KD_MSE, 1, 2, ROWS - 1, COLS, S, COLS, T, COLS, &loss), KD_OK);
+  assert_int_equal(kd_loss_f32(KD_MSE, 1, 2, 1, ROWS * COLS, S, ROWS * COLS, T, ROWS * COLS,
+                               &loss), KD_OK);
+  assert_int_equal(p.calls, 1);
+  assert_int_equal(kd_loss_f32(KD_MSE, 1, 2, ROWS, COLS, S, COLS, T, COLS, &ref), KD_OK);
+  assert_int_equal(p.calls, 2);
+  assert_int_equal(kd_loss_f32(KD_CROSS_ENTROPY, 1, 2, 16, COLS, S, COLS, T, COLS, &loss), KD_OK);
+  assert_int_equal(p.calls, 3);
+  /* Back to the built-in pool: the engine's is not called again. */
+  assert_int_equal(kd_set_parallel(NULL, &p), KD_OK);
+  assert_int_equal(kd_loss_f32(KD_CROSS_ENTROPY, 1, 2, 16, COLS, S, COLS, T, COLS, &ref), KD_OK);
+  assert_int_equal(p.calls, 3);
+  assert_memory_equal(&loss, &ref, sizeof loss);
+}
+
+static void concurrent_builtin(void **state) {
+  (void)state;
+#ifdef KD_HAVE_PTHREADPOOL
+  assert_int_equal(kd_set_num_threads(2), KD_OK);
+  run_racing();
+  check_against_one_thread("built-in pool, 2 threads");
+#else
+  skip();
+#endif
+}
+
+static void concurrent_engine(void **state) {
+  (void)state;
+  assert_int_equal(kd_set_parallel(tk_shuffled_pool, NULL), KD_OK);
+  run_racing();
+  check_against_one_thread("shuffled engine pool");
+}
+
+/* Pools replaced while calls run: each call uses one of them, or none. */
+static atomic_int stop;
+static void *switcher(void *arg) {
+  (void)arg;
+  for (int i = 0; !atomic_load(&stop); i++) {
+    kd_set_num_threads(1 + i % 3);
+    kd_set_parallel(i % 4 == 3 ? tk_shuffled_pool : NULL, NULL);
+  }
+  return NULL;
+}
+
+static void pools_changing_under_calls(void **state) {
+  (void)state;
+  pthread_t sw;
+  atomic_store(&stop, 0);
+  assert_int_equal(pthread_create(&sw, NULL, switcher, NULL), 0);
+  run_racing();
+  atomic_store(&stop, 1);
+  pthread_join(sw, NULL);
+  check_against_one_thread("pools changing");
+}
+
+/* NaN in one row: KD_ERR_NONFINITE and a NaN loss on every pool. */
+static void nonfinite_on_pools(void **state) {
+  (void)state;
+  static float s[ROWS * COLS], g[ROWS * COLS];
+  memcpy(s, S, sizeof s);
+  s[41 * COLS + 7] = NAN;
+  for (int mode = 0; mode < 3; mode++) {
+    assert_int_equal(kd_set_parallel(mode == 2 ? tk_shuffled_pool : NULL, NULL), KD_OK);
+    int n = mode == 1 ? 2 : 1;
+#ifndef KD_HAVE_PTHREADPOOL
+    n = 1;
+#endif
+    assert_int_equal(kd_set_num_threads(n), KD_OK);
+    for (int d = 0; d < 2; d++) {
+      float loss = 0;
+      assert_int_equal(kd_loss_grad_f32(d ? KD_MSE : KD_CROSS_ENTROPY, 1, 2, ROWS, COLS, s, COLS,
+                                        T, COLS, &loss, g, COLS), KD_ERR_NONFINITE);
+      assert_true(isnan(loss));
+      loss = 0;
+      assert_int_equal(kd_loss_f32(d ? KD_MSE : KD_CROSS_ENTROPY, 1, 2, ROWS, COLS, s, COLS, T,
+                                   COLS, &loss), KD_ERR_NONFINITE);
+      assert_true(isnan(loss));
+    }
+  }
+  assert_int_equal(kd_set_parallel(NULL, NULL), KD_OK);
+  assert_int_equal(kd_set_num_threads(1), KD_OK);
+}
+
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(racing_first_use)};
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(racing_first_use),     cmocka_unit_test(thread_count_api),
+      cmocka_unit_test(engine_pool_contract), cmocka_unit_test(concurrent_builtin),
+      cmocka_unit_test(concurrent_engine),    cmocka_unit_test(pools_changing_under_calls),
+      cmocka_unit_test(nonfinite_on_pools),
+  };
   return cmocka_run_group_tests_name("threads", tests, NULL, NULL);
 }

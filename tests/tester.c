@@ -7,6 +7,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "pool.h"
 #include "reference.h"
 #include "tester.h"
 #include "tolerance.h"
@@ -172,15 +173,20 @@ void tk_run(const tk_case *c) {
                                 s.ld, teacher, ld_teacher, ref_grad);
   if (isnan(ref)) fail_msg("%s: the reference is NaN (bad test case)", buf);
 
-  /* Loss only, twice: bitwise identical. */
+  /* Loss only, twice: bitwise identical. The second of each pair runs on the
+   * calling thread, the first on the pool of KDLOSS_TEST_THREADS if set. */
+  const char *threads = tk_threads_init();
   float loss1 = -1.0f, loss2 = -2.0f;
   kd_status st = kd_loss_f32(c->distance, c->factor, c->temperature, c->rows, c->cols, s.p,
                              s.ld, teacher, ld_teacher, &loss1);
   check_loss(c, "kd_loss_f32", st, loss1, ref);
+  tk_threads_serial(1);
   kd_loss_f32(c->distance, c->factor, c->temperature, c->rows, c->cols, s.p, s.ld, teacher,
               ld_teacher, &loss2);
+  tk_threads_serial(0);
   if (memcmp(&loss1, &loss2, sizeof loss1) != 0)
-    fail_msg("%s: kd_loss_f32 not repeatable: %.9g then %.9g", buf, loss1, loss2);
+    fail_msg("%s: kd_loss_f32 not repeatable (threads %s): %.9g then %.9g", buf, threads, loss1,
+             loss2);
 
   /* Loss and gradient, twice (in place: on two fresh copies of the student). */
   matrix g1 = matrix_new(c), g2 = matrix_new(c);
@@ -188,20 +194,27 @@ void tk_run(const tk_case *c) {
     memcpy(g1.base, s.base, s.floats * sizeof(float));
     memcpy(g2.base, s.base, s.floats * sizeof(float));
   }
+  float grad_loss[2];
   for (int run = 0; run < 2; run++) {
     matrix *g = run ? &g2 : &g1;
     const float *student = c->in_place ? g->p : s.p;
     const float *tch = c->inputs == TK_SAME_PTR ? student : teacher;
     if (c->in_place && c->inputs == TK_SAME_PTR) tch = s.p; /* grad may not overlap teacher */
     float loss = -1.0f;
+    tk_threads_serial(run);
     kd_status st = kd_loss_grad_f32(c->distance, c->factor, c->temperature, c->rows, c->cols,
                                     student, s.ld, tch, ld_teacher, &loss, g->p, g->ld);
+    tk_threads_serial(0);
     check_loss(c, "kd_loss_grad_f32", st, loss, ref);
     check_grad(c, g, ref_grad);
+    grad_loss[run] = loss;
   }
+  if (memcmp(&grad_loss[0], &grad_loss[1], sizeof(float)) != 0)
+    fail_msg("%s: kd_loss_grad_f32 loss not repeatable (threads %s): %.9g then %.9g", buf,
+             threads, grad_loss[0], grad_loss[1]);
   for (size_t i = 0; i < c->rows; i++)
     if (memcmp(g1.p + i * g1.ld, g2.p + i * g2.ld, c->cols * sizeof(float)) != 0)
-      fail_msg("%s: kd_loss_grad_f32 not repeatable in row %zu", buf, i);
+      fail_msg("%s: kd_loss_grad_f32 not repeatable (threads %s) in row %zu", buf, threads, i);
 
   tk_worst.cases++;
   free(g1.base);

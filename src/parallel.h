@@ -1,0 +1,42 @@
+/*
+ * parallel.h -- rows in chunks, on the caller's thread or on a pool.
+ *
+ * Internal. The chunk layout depends only on the shape, never on the number of
+ * threads or on the pool: a call is split into chunks of whole consecutive rows,
+ * each chunk's sum is computed by one kd_chunk_fn call in its own fixed order,
+ * and the chunk sums are added in chunk order, in double, starting from 0.
+ * Every way of running the chunks therefore gives the same bits.
+ */
+#ifndef KD_PARALLEL_H
+#define KD_PARALLEL_H
+
+#include <stddef.h>
+#include "kdloss.h"
+
+/* Sums rows [i0, i1) into *sum. scratch: the scratch_floats given to
+ * kd_run_chunks, owned by this call alone, or NULL when scratch_floats is 0.
+ * Returns KD_OK or KD_ERR_NONFINITE (then *sum is unused). */
+typedef kd_status (*kd_chunk_fn)(void *ctx, size_t i0, size_t i1, float *scratch,
+                                 double *sum);
+
+/* Runs fn over every chunk of rows x cols and sets *total to the sum of the
+ * chunk sums. cost: the work of one element, 1 (MSE) to 4 (cross-entropy),
+ * for the serial threshold below. KD_ERR_NOMEM before any fn call if the scratch cannot be had;
+ * otherwise the first failing chunk's status, after which chunks not yet
+ * started are skipped (which ones ran may depend on timing). */
+kd_status kd_run_chunks(size_t rows, size_t cols, size_t cost, size_t scratch_floats,
+                        kd_chunk_fn fn, void *ctx, double *total);
+
+/* Chunks hold at least this many elements (rows of cols > this: one row), and
+ * there are at most KD_MAX_CHUNKS of them. */
+#define KD_CHUNK_ELEMS 16384
+#define KD_MAX_CHUNKS 1024
+/* Calls of less work (rows * cols * cost) stay on the caller's thread: waking
+ * a pool costs more. 65536 cross-entropy elements, 262144 MSE elements. */
+#define KD_SERIAL_WORK 262144
+
+/* The two sizes above as used; tests lower them to put small shapes on the
+ * pool (results then differ from the defaults' only in the chunk layout). */
+extern size_t kd_chunk_elems, kd_serial_work;
+
+#endif
