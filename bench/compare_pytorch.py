@@ -30,7 +30,8 @@ ISAs: |loss difference| / |loss| and max |grad difference| / max |grad|.
 
 The module table (cross-entropy, one PyTorch thread, the best ISA) times a
 training step's use of the distillation term, forward and backward() through
-autograd, three ways called in turn round after round: the original pipeline,
+autograd, three ways called round after round, in a random order each round
+(seeded by --seed): the original pipeline,
 kdloss.torch.DistillationReg (python/kdloss, loading the --lib library), and
 kd_loss_grad_f32 called directly through ctypes (arguments prepared once,
 output buffers reused). "own cost" is the median over rounds of module minus
@@ -40,6 +41,7 @@ it hands to autograd); "/ direct" and "x" are medians of per-round ratios.
 import argparse
 import ctypes
 import os
+import random
 import statistics
 import sys
 import time
@@ -228,8 +230,10 @@ def compare_module(kd, shape, args, DistillationReg):
     per_round = time.perf_counter() - t0
     rounds = int(min(args.max_rounds, max(args.min_rounds, args.budget / per_round)))
     ns = {name: [] for name in calls}
+    order, rng = list(calls.items()), random.Random(args.seed)
     for _ in range(rounds):
-        for name, fn in calls.items():
+        rng.shuffle(order)  # none of the three always runs right after the pipeline
+        for name, fn in order:
             ns[name].append(time_call(fn))
     med = statistics.median
     return {
