@@ -104,17 +104,23 @@ def _raise(status):
     raise ValueError(text)
 
 
-def _loss(student, teacher, code, factor, temperature):
-    """Loss only, as a float32 tensor."""
+def _compute(student, teacher, code, factor, temperature, with_grad):
+    """One C call: the float32 loss, and with_grad the dense float32 gradient."""
     s, lds = _rows_f32(student)
     t, ldt = _rows_f32(teacher)
     rows, cols = s.shape
     loss = torch.empty((), dtype=_F32)
-    status = _loss_f32(code, factor, temperature, rows, cols, s.data_ptr(), lds,
-                       t.data_ptr(), ldt, loss.data_ptr())
+    if with_grad:
+        grad = torch.empty((rows, cols), dtype=_F32)
+        status = _loss_grad_f32(code, factor, temperature, rows, cols, s.data_ptr(), lds,
+                                t.data_ptr(), ldt, loss.data_ptr(), grad.data_ptr(), cols)
+    else:
+        grad = None
+        status = _loss_f32(code, factor, temperature, rows, cols, s.data_ptr(), lds,
+                           t.data_ptr(), ldt, loss.data_ptr())
     if status:
         _raise(status)
-    return loss
+    return loss, grad
 
 
 class _DistillationFunction(torch.autograd.Function):
@@ -122,15 +128,7 @@ class _DistillationFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, student, teacher, code, factor, temperature):
-        s, lds = _rows_f32(student)
-        t, ldt = _rows_f32(teacher)
-        rows, cols = s.shape
-        loss = torch.empty((), dtype=_F32)
-        grad = torch.empty((rows, cols), dtype=_F32)
-        status = _loss_grad_f32(code, factor, temperature, rows, cols, s.data_ptr(), lds,
-                                t.data_ptr(), ldt, loss.data_ptr(), grad.data_ptr(), cols)
-        if status:
-            _raise(status)
+        loss, grad = _compute(student, teacher, code, factor, temperature, True)
         dtype = student.dtype
         if dtype is _F32:
             ctx.save_for_backward(grad)
@@ -155,7 +153,7 @@ def _distill(student, teacher, code, factor, temperature):
     _check_logits(student, teacher)
     if student.requires_grad and torch.is_grad_enabled():
         return _DistillationFunction.apply(student, teacher, code, factor, temperature)
-    loss = _loss(student, teacher, code, factor, temperature)
+    loss, _ = _compute(student, teacher, code, factor, temperature, False)
     return loss if student.dtype is _F32 else loss.to(student.dtype)
 
 
