@@ -27,10 +27,23 @@ median of the per-round ratios ("x" = how many times faster kdloss is).
 Inputs: student and teacher logits ~ N(0, 1), fixed seed; T = 2, factor = 1.
 The last columns are the largest differences between the two sides over all
 ISAs: |loss difference| / |loss| and max |grad difference| / max |grad|.
+
+The module table (cross-entropy, one PyTorch thread, the best ISA) times a
+training step's use of the distillation term, forward and backward() through
+autograd, three ways called round after round, in a random order each round
+(seeded by --seed): the original pipeline,
+kdloss.torch.DistillationReg (python/kdloss, loading the --lib library), and
+kd_loss_grad_f32 called directly through ctypes (arguments prepared once,
+output buffers reused). "own cost" is the median over rounds of module minus
+direct call: what the module adds (autograd, checks, allocating the gradient
+it hands to autograd); "own cost, fastest" is the fastest module round minus
+the fastest direct call, less sensitive to other load on the machine; "/ direct"
+and "x" are medians of per-round ratios.
 """
 import argparse
 import ctypes
 import os
+import random
 import statistics
 import sys
 import time
@@ -49,6 +62,10 @@ KD_CROSS_ENTROPY, KD_MSE = 0, 1
 ISAS = {1: "scalar", 2: "avx2", 3: "avx512", 4: "neon"}  # enum kd_isa
 # (shape, distance, pass) -> {isa: minimum speed-up}: the issue's targets,
 # single thread.
+# The module's targets: own cost at most 35 us at 256x10; at most 1.15x the
+# direct call from 256x1000 classes up.
+MODULE_OWN_US = {(256, 10): 35.0}
+MODULE_RATIO, MODULE_RATIO_FROM = 1.15, 256 * 1000
 TARGETS = {
     ((256, 1000), "ce", "fwd"): {"avx512": 4.0, "avx2": 2.5},
     ((256, 1000), "ce", "fwd+bwd"): {"avx512": 10.0, "avx2": 6.0},
@@ -183,6 +200,85 @@ def compare(kd, shape, distance, grad_pass, args):
     }
 
 
+def compare_module(kd, shape, args, DistillationReg):
+    """The module table's row for one shape (see the module text)."""
+    rows, cols = shape
+    gen = torch.Generator().manual_seed(args.seed)
+    s = torch.randn(rows, cols, generator=gen).requires_grad_(True)
+    t = torch.randn(rows, cols, generator=gen)
+    g = torch.empty_like(s)
+    T, factor = args.temperature, args.factor
+    reg = DistillationReg(factor, T, "cross_entropy")
+    direct = kd.caller("ce", True, s.detach(), t, g, T, factor)
+
+    def original():
+        s.grad = None
+        gg.ce_literal(s, t, T, factor).backward()
+
+    def module():
+        s.grad = None
+        reg(s, t).backward()
+
+    direct()
+    module()
+    same = torch.equal(s.grad, g) and kd.loss.value == reg(s.detach(), t).item()
+    calls = {"original": original, "module": module, "direct": direct}
+    for fn in calls.values():
+        for _ in range(args.warmup):
+            fn()
+    t0 = time.perf_counter()
+    for fn in calls.values():
+        fn()
+    per_round = time.perf_counter() - t0
+    rounds = int(min(args.max_rounds, max(args.min_rounds, args.budget / per_round)))
+    ns = {name: [] for name in calls}
+    order, rng = list(calls.items()), random.Random(args.seed)
+    for _ in range(rounds):
+        rng.shuffle(order)  # none of the three always runs right after the pipeline
+        for name, fn in order:
+            ns[name].append(time_call(fn))
+    med = statistics.median
+    return {
+        **{name: med(v) for name, v in ns.items()},
+        "own": med([m - d for m, d in zip(ns["module"], ns["direct"])]),
+        "own_min": min(ns["module"]) - min(ns["direct"]),
+        "ratio": med([m / d for m, d in zip(ns["module"], ns["direct"])]),
+        "x": med([o / m for o, m in zip(ns["original"], ns["module"])]),
+        "same": same,
+        "rounds": rounds,
+    }
+
+
+def module_table(kd, args, DistillationReg):
+    shapes = [tuple(int(v) for v in s.split("x")) for s in args.module_shapes.split(",")]
+    torch.set_num_threads(1)
+    kd.set_isa(kd.isas[-1])
+    print(f"\nModule end to end: DistillationReg(factor, T, 'cross_entropy') forward + "
+          f"backward(), ISA {kd.isas[-1]}, one PyTorch thread\n")
+    print("| shape | original | module | direct C call | own cost | own cost, fastest | "
+          "module / direct | x original / module | grad == direct | rounds |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    checks = []
+    for shape in shapes:
+        r = compare_module(kd, shape, args, DistillationReg)
+        name = f"{shape[0]}x{shape[1]}"
+        print(f"| {name} | {fmt_time(r['original'])} | {fmt_time(r['module'])} | "
+              f"{fmt_time(r['direct'])} | {r['own'] / 1e3:.1f} us | {r['own_min'] / 1e3:.1f} us | "
+              f"{r['ratio']:.2f} | "
+              f"{r['x']:.1f} | {'yes' if r['same'] else 'NO'} | {r['rounds']} |", flush=True)
+        if shape in MODULE_OWN_US:
+            want = MODULE_OWN_US[shape]
+            checks.append(f"| {name} | own cost <= {want:g} us | {r['own'] / 1e3:.1f} us | "
+                          f"{'met' if r['own'] / 1e3 <= want else 'MISSED'} |")
+        if shape[0] * shape[1] >= MODULE_RATIO_FROM:
+            checks.append(f"| {name} | module / direct <= {MODULE_RATIO:g} | {r['ratio']:.2f} | "
+                          f"{'met' if r['ratio'] <= MODULE_RATIO else 'MISSED'} |")
+    print("\nModule targets\n")
+    print("| shape | target | measured | |")
+    print("|---|---|---|---|")
+    print("\n".join(checks))
+
+
 def fmt_time(ns):
     return f"{ns / 1e3:.1f} us" if ns < 1e6 else f"{ns / 1e6:.2f} ms"
 
@@ -194,6 +290,10 @@ def main():
                     help="kdloss shared library (default: %(default)s)")
     ap.add_argument("--shapes", default="128x100,256x1000,64x32000",
                     help="rows x cols list (default: %(default)s)")
+    ap.add_argument("--module-shapes", default="256x2,256x10,256x20,256x100,256x1000,64x32000",
+                    help="rows x cols list of the module table (default: %(default)s)")
+    ap.add_argument("--tables", choices=["all", "kernels", "module"], default="all",
+                    help="which tables to print (default: %(default)s)")
     ap.add_argument("--threads", default=f"1,{os.cpu_count()}",
                     help="PyTorch thread counts (default: %(default)s, i.e. one and all cores)")
     ap.add_argument("--temperature", type=float, default=2.0)
@@ -215,6 +315,17 @@ def main():
     print(f"kdloss {kd.version} ({args.lib}), ISAs: {' '.join(kd.isas)}; "
           f"torch {torch.__version__}; {os.cpu_count()} CPUs; "
           f"T={args.temperature}, factor={args.factor}, inputs N(0,1) seed {args.seed}")
+    if args.tables in ("all", "kernels"):
+        kernel_tables(kd, args, shapes, threads)
+    if args.tables in ("all", "module"):
+        # The module loads the same library (one handle: the ISA set here is its ISA).
+        os.environ["KDLOSS_LIBRARY"] = str(Path(args.lib).resolve())
+        sys.path.insert(0, str(root / "python"))
+        from kdloss.torch import DistillationReg
+        module_table(kd, args, DistillationReg)
+
+
+def kernel_tables(kd, args, shapes, threads):
     print("times are medians; 'x' is the median of per-round PyTorch/kdloss time ratios; "
           "kdloss runs on one thread")
     print()
