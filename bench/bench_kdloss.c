@@ -26,7 +26,8 @@
  * shared machine lands on many benchmarks a little rather than on one ISA's
  * block), aggregates only (the median is the number to quote). After the report
  * comes a Markdown summary of the medians (CPU time): throughput per ISA and
- * shape, and ratios to the floors (the inline exp2log floor and SLEEF's).
+ * shape, ratios to the floors (the inline exp2log floor and SLEEF's), and the
+ * head shapes' per-element rates as fractions of 256x1000's.
  *
  * Threads: threads/<operation>/<rows>/<cols>/<threads>/real_time runs the
  * automatic ISA's four entry points on the built-in pool with 1, 2 and all
@@ -65,16 +66,23 @@
 
 typedef struct shape {
   int64_t rows, cols;
+  int head; /* run only the kernels and the inline floor (keeps the run short) */
 } shape;
 
-/* Continual-learning heads, ImageNet, and language-model vocabularies. */
-static const shape shapes[] = {{128, 10}, {128, 100}, {256, 1000}, {64, 32000}, {8, 128256}};
+/* Continual-learning heads (a batch of 256 on task heads of 2 to 100 classes),
+ * ImageNet, and language-model vocabularies. */
+static const shape shapes[] = {{128, 10, 0},   {128, 100, 0},  {256, 2, 1},
+                               {256, 10, 1},   {256, 20, 1},   {256, 100, 1},
+                               {256, 1000, 0}, {64, 32000, 0}, {8, 128256, 0}};
+/* The head shapes' per-element rates are reported against this one's. */
+static const shape head_ref = {256, 1000, 0};
 #define N_SHAPES (sizeof shapes / sizeof shapes[0])
 /* MSE far out of cache: 1 GiB per array, larger than any last-level cache,
  * 3 GiB with the gradient. */
-static const shape big = {64, (int64_t)1 << 22};
+static const shape big = {64, (int64_t)1 << 22, 0};
 /* The threads dimension: these, and the out-of-cache MSE shape. */
-static const shape thread_shapes[] = {{256, 1000}, {64, 32000}, {8, 128256}, {2048, 1000}};
+static const shape thread_shapes[] = {{256, 1000, 0}, {64, 32000, 0}, {8, 128256, 0},
+                                      {2048, 1000, 0}};
 #define N_THREAD_SHAPES (sizeof thread_shapes / sizeof thread_shapes[0])
 /* Calls of these many rows of 1000 (2, 4, 8 chunks) around the serial threshold. */
 static const int64_t threshold_rows[] = {32, 64, 128};
@@ -428,7 +436,9 @@ static void add_case(kd_isa isa, op o, const floor_set *floors, int with_big) {
   char name[64];
   snprintf(name, sizeof name, "%s/%s", kd_isa_name(isa), op_names[o]);
   gb_bench *b = gb_register(name, bm_case, c);
-  for (size_t i = 0; i < N_SHAPES; i++) gb_add_args(b, (const int64_t[]){shapes[i].rows, shapes[i].cols}, 2);
+  for (size_t i = 0; i < N_SHAPES; i++)
+    if (!shapes[i].head || !op_is_floor(o) || o == FLOOR_EXP2LOG_INLINE)
+      gb_add_args(b, (const int64_t[]){shapes[i].rows, shapes[i].cols}, 2);
   if (with_big) gb_add_args(b, (const int64_t[]){big.rows, big.cols}, 2);
   gb_set_unit(b, GB_MICROSECOND);
 }
@@ -525,6 +535,32 @@ static void print_designs(void) {
   }
 }
 
+/* Per-element rate at each head shape as a fraction of head_ref's (same ISA,
+ * same run): what the per-row overhead of short rows costs. */
+static void print_heads(void) {
+  static const op ops[] = {CE_GRAD, CE_LOSS, MSE_GRAD, MSE_LOSS};
+  printf("\nHead shapes: per-element rate / %lldx%lld's (same ISA, same run)\n\n| ISA | "
+         "operation |", (long long)head_ref.rows, (long long)head_ref.cols);
+  for (size_t k = 0; k < N_SHAPES; k++)
+    if (shapes[k].head) printf(" %lldx%lld |", (long long)shapes[k].rows, (long long)shapes[k].cols);
+  printf("\n|---|---|");
+  for (size_t k = 0; k < N_SHAPES; k++)
+    if (shapes[k].head) printf("---|");
+  printf("\n");
+  for (size_t i = 0; i < N_HOST_ISAS; i++)
+    for (size_t j = 0; j < sizeof ops / sizeof ops[0]; j++) {
+      kd_isa isa = host_isas[i];
+      double ref = seconds(isa, ops[j], head_ref) / ((double)head_ref.rows * (double)head_ref.cols);
+      if (isnan(ref)) continue;
+      printf("| %s | %s |", kd_isa_name(isa), op_names[ops[j]]);
+      for (size_t k = 0; k < N_SHAPES; k++)
+        if (shapes[k].head)
+          cell(" %.2f |", ref / (seconds(isa, ops[j], shapes[k]) /
+                                 ((double)shapes[k].rows * (double)shapes[k].cols)));
+      printf("\n");
+    }
+}
+
 static double wall(const char *family, op o, shape sh, int64_t k) {
   char name[128];
   double sec;
@@ -537,7 +573,7 @@ static void print_threads(void) {
   shape all[N_THREAD_SHAPES + 1 + N_THRESHOLD];
   for (size_t k = 0; k < N_THREAD_SHAPES; k++) all[k] = thread_shapes[k];
   all[N_THREAD_SHAPES] = big;
-  for (size_t k = 0; k < N_THRESHOLD; k++) all[N_THREAD_SHAPES + 1 + k] = (shape){threshold_rows[k], 1000};
+  for (size_t k = 0; k < N_THRESHOLD; k++) all[N_THREAD_SHAPES + 1 + k] = (shape){threshold_rows[k], 1000, 0};
   printf("\nThreads (%s, built-in pool; wall clock, us per call, and speed-up over 1 thread; "
          "threshold/: the serial limit lifted)\n\n| benchmark | shape |", kd_isa_name(kd_get_isa()));
   for (int i = 0; i < n_thread_counts; i++)
@@ -620,6 +656,7 @@ static void print_summary(void) {
       printf("\n");
     }
   }
+  print_heads();
   print_designs();
   print_threads();
   fflush(stdout);
