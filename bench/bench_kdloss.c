@@ -379,6 +379,9 @@ static void bm_threads(gb_state *st, void *ctx) {
 
 static int n_thread_counts;
 static int64_t thread_counts[3];
+/* The automatic ISA, noted before the run: the other benchmarks change the
+ * ISA in use, so kd_get_isa() after the run names whichever ran last. */
+static kd_isa threads_isa;
 
 static void threads_name(char *buf, size_t size, const char *family, op o, shape sh, int64_t k) {
   snprintf(buf, size, "%s/%s/%lld/%lld/%lld/real_time", family, op_names[o], (long long)sh.rows,
@@ -392,13 +395,14 @@ static void register_threads(void) {
   thread_counts[n_thread_counts++] = 1;
   if (all >= 2) thread_counts[n_thread_counts++] = 2;
   if (all > 2) thread_counts[n_thread_counts++] = all;
-  const floor_set *floors = floors_for(kd_get_isa());
+  threads_isa = kd_get_isa();
+  const floor_set *floors = floors_for(threads_isa);
   for (op o = CE_LOSS; o <= FLOOR_READ2; o++) {
     if (o > MSE_GRAD && (o != FLOOR_READ2 || !floors)) continue;
     for (int family = 0; family < 2; family++) {
       if (family == 1 && o != CE_LOSS && o != MSE_GRAD) continue;
       bench_case *c = &cases[n_cases++];
-      c->isa = family ? KD_ISA_AUTO : kd_get_isa(); /* KD_ISA_AUTO marks threshold/ */
+      c->isa = family ? KD_ISA_AUTO : threads_isa; /* KD_ISA_AUTO marks threshold/ */
       c->op = o;
       c->floors = floors;
       char name[64];
@@ -575,7 +579,7 @@ static void print_threads(void) {
   all[N_THREAD_SHAPES] = big;
   for (size_t k = 0; k < N_THRESHOLD; k++) all[N_THREAD_SHAPES + 1 + k] = (shape){threshold_rows[k], 1000, 0};
   printf("\nThreads (%s, built-in pool; wall clock, us per call, and speed-up over 1 thread; "
-         "threshold/: the serial limit lifted)\n\n| benchmark | shape |", kd_isa_name(kd_get_isa()));
+         "threshold/: the serial limit lifted)\n\n| benchmark | shape |", kd_isa_name(threads_isa));
   for (int i = 0; i < n_thread_counts; i++)
     printf(i ? " %lld threads | speed-up |" : " 1 thread |", (long long)thread_counts[i]);
   printf("\n|---|---|");
