@@ -26,7 +26,8 @@
  * shared machine lands on many benchmarks a little rather than on one ISA's
  * block), aggregates only (the median is the number to quote). After the report
  * comes a Markdown summary of the medians (CPU time): throughput per ISA and
- * shape, and ratios to the floors.
+ * shape, ratios to the floors (the inline exp2log floor and SLEEF's), and the
+ * head shapes' per-element rates as fractions of 256x1000's.
  *
  * Threads: threads/<operation>/<rows>/<cols>/<threads>/real_time runs the
  * automatic ISA's four entry points on the built-in pool with 1, 2 and all
@@ -39,7 +40,8 @@
  *
  * Inputs: student and teacher logits independently N(0, 1) from a fixed seed
  * (the same on every run and ISA), temperature 2, factor 1, dense rows
- * (ld == cols), gradient into a separate buffer.
+ * (ld == cols), gradient into a separate buffer. The exp2log floors take the
+ * same arrays and use -|x| of them (floor.h).
  */
 #include <math.h>
 #include <pthread.h>
@@ -64,16 +66,23 @@
 
 typedef struct shape {
   int64_t rows, cols;
+  int head; /* run only the kernels and the inline floor (keeps the run short) */
 } shape;
 
-/* Continual-learning heads, ImageNet, and language-model vocabularies. */
-static const shape shapes[] = {{128, 10}, {128, 100}, {256, 1000}, {64, 32000}, {8, 128256}};
+/* Continual-learning heads (a batch of 256 on task heads of 2 to 100 classes),
+ * ImageNet, and language-model vocabularies. */
+static const shape shapes[] = {{128, 10, 0},   {128, 100, 0},  {256, 2, 1},
+                               {256, 10, 1},   {256, 20, 1},   {256, 100, 1},
+                               {256, 1000, 0}, {64, 32000, 0}, {8, 128256, 0}};
+/* The head shapes' per-element rates are reported against this one's. */
+static const shape head_ref = {256, 1000, 0};
 #define N_SHAPES (sizeof shapes / sizeof shapes[0])
 /* MSE far out of cache: 1 GiB per array, larger than any last-level cache,
  * 3 GiB with the gradient. */
-static const shape big = {64, (int64_t)1 << 22};
+static const shape big = {64, (int64_t)1 << 22, 0};
 /* The threads dimension: these, and the out-of-cache MSE shape. */
-static const shape thread_shapes[] = {{256, 1000}, {64, 32000}, {8, 128256}, {2048, 1000}};
+static const shape thread_shapes[] = {{256, 1000, 0}, {64, 32000, 0}, {8, 128256, 0},
+                                      {2048, 1000, 0}};
 #define N_THREAD_SHAPES (sizeof thread_shapes / sizeof thread_shapes[0])
 /* Calls of these many rows of 1000 (2, 4, 8 chunks) around the serial threshold. */
 static const int64_t threshold_rows[] = {32, 64, 128};
@@ -84,6 +93,7 @@ typedef enum op {
   CE_GRAD,
   MSE_LOSS,
   MSE_GRAD,
+  FLOOR_EXP2LOG_INLINE,
   FLOOR_EXP2LOG_U10,
   FLOOR_EXP2LOG_U35,
   FLOOR_READ2,
@@ -94,9 +104,9 @@ typedef enum op {
 } op;
 
 static const char *const op_names[N_OPS] = {
-    "ce_loss",           "ce_loss_grad",      "mse_loss",    "mse_loss_grad",
-    "floor_exp2log_u10", "floor_exp2log_u35", "floor_read2", "floor_rw",
-    "design_ce_recompute", "design_ce_online"};
+    "ce_loss",           "ce_loss_grad",        "mse_loss",          "mse_loss_grad",
+    "floor_exp2log_inline", "floor_exp2log_u10", "floor_exp2log_u35", "floor_read2",
+    "floor_rw",          "design_ce_recompute", "design_ce_online"};
 
 static int op_writes(op o) {
   return o == CE_GRAD || o == MSE_GRAD || o == FLOOR_RW;
@@ -104,36 +114,40 @@ static int op_writes(op o) {
 
 /* Floors and design sketches: code of the benchmark's own, not kdloss's. */
 static int op_is_floor(op o) {
-  return o >= FLOOR_EXP2LOG_U10;
-}
-
-static int op_is_design(op o) {
-  return o >= DESIGN_CE_RECOMPUTE;
+  return o >= FLOOR_EXP2LOG_INLINE;
 }
 
 typedef struct floor_set {
   kd_isa isa;
-  kd_floor_read_fn exp2log_u10, exp2log_u35, read2;
+  kd_floor_read_fn exp2log_inline, exp2log_u10, exp2log_u35, read2; /* SLEEF's: NULL without it */
   kd_floor_rw_fn rw;
-  kd_design_fn ce_recompute, ce_online; /* NULL but on AVX-512 */
+  kd_design_fn ce_recompute, ce_online; /* NULL but on AVX-512 with SLEEF */
 } floor_set;
+
+/* The floors and sketches that call SLEEF, when the build found it. */
+#if KD_BENCH_SLEEF
+#define SLEEF_FLOORS(isa) kd_floor_exp2log_u10_##isa, kd_floor_exp2log_u35_##isa
+#define SLEEF_DESIGNS(isa) kd_design_ce_recompute_##isa, kd_design_ce_online_##isa
+#else
+#define SLEEF_FLOORS(isa) NULL, NULL
+#define SLEEF_DESIGNS(isa) NULL, NULL
+#endif
 
 /* Only the floor libraries built for this host's cpu family are linked. */
 static const floor_set floor_sets[] = {
 #ifdef KD_BENCH_FLOOR_AVX2
-    {KD_ISA_AVX2, kd_floor_exp2log_u10_avx2, kd_floor_exp2log_u35_avx2, kd_floor_read2_avx2,
+    {KD_ISA_AVX2, kd_floor_exp2log_inline_avx2, SLEEF_FLOORS(avx2), kd_floor_read2_avx2,
      kd_floor_rw_avx2, NULL, NULL},
 #endif
 #ifdef KD_BENCH_FLOOR_AVX512
-    {KD_ISA_AVX512, kd_floor_exp2log_u10_avx512, kd_floor_exp2log_u35_avx512,
-     kd_floor_read2_avx512, kd_floor_rw_avx512, kd_design_ce_recompute_avx512,
-     kd_design_ce_online_avx512},
+    {KD_ISA_AVX512, kd_floor_exp2log_inline_avx512, SLEEF_FLOORS(avx512),
+     kd_floor_read2_avx512, kd_floor_rw_avx512, SLEEF_DESIGNS(avx512)},
 #endif
 #ifdef KD_BENCH_FLOOR_NEON
-    {KD_ISA_NEON, kd_floor_exp2log_u10_neon, kd_floor_exp2log_u35_neon, kd_floor_read2_neon,
+    {KD_ISA_NEON, kd_floor_exp2log_inline_neon, SLEEF_FLOORS(neon), kd_floor_read2_neon,
      kd_floor_rw_neon, NULL, NULL},
 #endif
-    {KD_ISA_SCALAR, NULL, NULL, NULL, NULL, NULL, NULL} /* keeps the array non-empty; no floors */
+    {KD_ISA_SCALAR, NULL, NULL, NULL, NULL, NULL, NULL, NULL} /* keeps the array non-empty */
 };
 
 static const floor_set *floors_for(kd_isa isa) {
@@ -247,6 +261,7 @@ static kd_status call(const bench_case *c, size_t rows, size_t cols, const float
     return kd_loss_f32(KD_MSE, FACTOR, 1.0f, rows, cols, s, cols, t, cols, out);
   case MSE_GRAD:
     return kd_loss_grad_f32(KD_MSE, FACTOR, 1.0f, rows, cols, s, cols, t, cols, out, g, cols);
+  case FLOOR_EXP2LOG_INLINE: *out = c->floors->exp2log_inline(n, s, t); return KD_OK;
   case FLOOR_EXP2LOG_U10: *out = c->floors->exp2log_u10(n, s, t); return KD_OK;
   case FLOOR_EXP2LOG_U35: *out = c->floors->exp2log_u35(n, s, t); return KD_OK;
   case FLOOR_READ2: *out = c->floors->read2(n, s, t); return KD_OK;
@@ -364,6 +379,9 @@ static void bm_threads(gb_state *st, void *ctx) {
 
 static int n_thread_counts;
 static int64_t thread_counts[3];
+/* The automatic ISA, noted before the run: the other benchmarks change the
+ * ISA in use, so kd_get_isa() after the run names whichever ran last. */
+static kd_isa threads_isa;
 
 static void threads_name(char *buf, size_t size, const char *family, op o, shape sh, int64_t k) {
   snprintf(buf, size, "%s/%s/%lld/%lld/%lld/real_time", family, op_names[o], (long long)sh.rows,
@@ -377,13 +395,14 @@ static void register_threads(void) {
   thread_counts[n_thread_counts++] = 1;
   if (all >= 2) thread_counts[n_thread_counts++] = 2;
   if (all > 2) thread_counts[n_thread_counts++] = all;
-  const floor_set *floors = floors_for(kd_get_isa());
+  threads_isa = kd_get_isa();
+  const floor_set *floors = floors_for(threads_isa);
   for (op o = CE_LOSS; o <= FLOOR_READ2; o++) {
     if (o > MSE_GRAD && (o != FLOOR_READ2 || !floors)) continue;
     for (int family = 0; family < 2; family++) {
       if (family == 1 && o != CE_LOSS && o != MSE_GRAD) continue;
       bench_case *c = &cases[n_cases++];
-      c->isa = family ? KD_ISA_AUTO : kd_get_isa(); /* KD_ISA_AUTO marks threshold/ */
+      c->isa = family ? KD_ISA_AUTO : threads_isa; /* KD_ISA_AUTO marks threshold/ */
       c->op = o;
       c->floors = floors;
       char name[64];
@@ -421,9 +440,22 @@ static void add_case(kd_isa isa, op o, const floor_set *floors, int with_big) {
   char name[64];
   snprintf(name, sizeof name, "%s/%s", kd_isa_name(isa), op_names[o]);
   gb_bench *b = gb_register(name, bm_case, c);
-  for (size_t i = 0; i < N_SHAPES; i++) gb_add_args(b, (const int64_t[]){shapes[i].rows, shapes[i].cols}, 2);
+  for (size_t i = 0; i < N_SHAPES; i++)
+    if (!shapes[i].head || !op_is_floor(o) || o == FLOOR_EXP2LOG_INLINE)
+      gb_add_args(b, (const int64_t[]){shapes[i].rows, shapes[i].cols}, 2);
   if (with_big) gb_add_args(b, (const int64_t[]){big.rows, big.cols}, 2);
   gb_set_unit(b, GB_MICROSECOND);
+}
+
+/* Whether this build has floor (or sketch) o: SLEEF's are absent without SLEEF. */
+static int floor_built(const floor_set *f, op o) {
+  switch (o) {
+  case FLOOR_EXP2LOG_U10: return f->exp2log_u10 != NULL;
+  case FLOOR_EXP2LOG_U35: return f->exp2log_u35 != NULL;
+  case DESIGN_CE_RECOMPUTE: return f->ce_recompute != NULL;
+  case DESIGN_CE_ONLINE: return f->ce_online != NULL;
+  default: return 1;
+  }
 }
 
 /* Registers what can run; says on stderr and in the report what cannot. */
@@ -450,10 +482,8 @@ static void register_all(void) {
       gb_set_repetitions(b, 1);
     }
     /* The floors need only the CPU: they run even before an ISA's kernels exist. */
-    if (floors)
-      for (op o = FLOOR_EXP2LOG_U10; o < N_OPS; o++)
-        if (!op_is_design(o) || floors->ce_recompute)
-          add_case(isa, o, floors, o == FLOOR_READ2 || o == FLOOR_RW);
+    for (op o = FLOOR_EXP2LOG_INLINE; floors && o < N_OPS; o++)
+      if (floor_built(floors, o)) add_case(isa, o, floors, o == FLOOR_READ2 || o == FLOOR_RW);
   }
 }
 
@@ -509,6 +539,32 @@ static void print_designs(void) {
   }
 }
 
+/* Per-element rate at each head shape as a fraction of head_ref's (same ISA,
+ * same run): what the per-row overhead of short rows costs. */
+static void print_heads(void) {
+  static const op ops[] = {CE_GRAD, CE_LOSS, MSE_GRAD, MSE_LOSS};
+  printf("\nHead shapes: per-element rate / %lldx%lld's (same ISA, same run)\n\n| ISA | "
+         "operation |", (long long)head_ref.rows, (long long)head_ref.cols);
+  for (size_t k = 0; k < N_SHAPES; k++)
+    if (shapes[k].head) printf(" %lldx%lld |", (long long)shapes[k].rows, (long long)shapes[k].cols);
+  printf("\n|---|---|");
+  for (size_t k = 0; k < N_SHAPES; k++)
+    if (shapes[k].head) printf("---|");
+  printf("\n");
+  for (size_t i = 0; i < N_HOST_ISAS; i++)
+    for (size_t j = 0; j < sizeof ops / sizeof ops[0]; j++) {
+      kd_isa isa = host_isas[i];
+      double ref = seconds(isa, ops[j], head_ref) / ((double)head_ref.rows * (double)head_ref.cols);
+      if (isnan(ref)) continue;
+      printf("| %s | %s |", kd_isa_name(isa), op_names[ops[j]]);
+      for (size_t k = 0; k < N_SHAPES; k++)
+        if (shapes[k].head)
+          cell(" %.2f |", ref / (seconds(isa, ops[j], shapes[k]) /
+                                 ((double)shapes[k].rows * (double)shapes[k].cols)));
+      printf("\n");
+    }
+}
+
 static double wall(const char *family, op o, shape sh, int64_t k) {
   char name[128];
   double sec;
@@ -521,9 +577,9 @@ static void print_threads(void) {
   shape all[N_THREAD_SHAPES + 1 + N_THRESHOLD];
   for (size_t k = 0; k < N_THREAD_SHAPES; k++) all[k] = thread_shapes[k];
   all[N_THREAD_SHAPES] = big;
-  for (size_t k = 0; k < N_THRESHOLD; k++) all[N_THREAD_SHAPES + 1 + k] = (shape){threshold_rows[k], 1000};
+  for (size_t k = 0; k < N_THRESHOLD; k++) all[N_THREAD_SHAPES + 1 + k] = (shape){threshold_rows[k], 1000, 0};
   printf("\nThreads (%s, built-in pool; wall clock, us per call, and speed-up over 1 thread; "
-         "threshold/: the serial limit lifted)\n\n| benchmark | shape |", kd_isa_name(kd_get_isa()));
+         "threshold/: the serial limit lifted)\n\n| benchmark | shape |", kd_isa_name(threads_isa));
   for (int i = 0; i < n_thread_counts; i++)
     printf(i ? " %lld threads | speed-up |" : " 1 thread |", (long long)thread_counts[i]);
   printf("\n|---|---|");
@@ -570,12 +626,13 @@ static void print_summary(void) {
       printf("\n");
     }
   }
-  printf("\nAgainst the floors (same run). CE: kernel time / time of SLEEF's 2 exp + 1 log "
-         "alone (u10 or u35 log); MSE: floor time / kernel time\n\n");
-  printf("| ISA | shape | exp2log u10 ns/elem | exp2log u35 ns/elem | CE loss / u10 | "
-         "CE loss / u35 | CE loss+grad / u35 | read2 GB/s | MSE loss %% of read2 | rw GB/s | "
+  printf("\nAgainst the floors (same run). CE: kernel time / time of 2 exp + 1 log alone, "
+         "with the inline functions or SLEEF's (u10 or u35 log); MSE: floor time / kernel time\n\n");
+  printf("| ISA | shape | exp2log inline ns/elem | exp2log u10 ns/elem | exp2log u35 ns/elem | "
+         "CE loss / inline | CE loss+grad / inline | CE loss / u10 | CE loss / u35 | "
+         "CE loss+grad / u35 | read2 GB/s | MSE loss %% of read2 | rw GB/s | "
          "MSE loss+grad %% of rw |\n");
-  printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
+  printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (size_t i = 0; i < N_HOST_ISAS; i++) {
     kd_isa isa = host_isas[i];
     if (!floors_for(isa) || !kd_cpu_has(isa)) continue;
@@ -583,12 +640,16 @@ static void print_summary(void) {
       shape sh = k < N_SHAPES ? shapes[k] : big;
       double n = (double)sh.rows * (double)sh.cols;
       if (!row_ran(isa, sh)) continue;
+      double inl = seconds(isa, FLOOR_EXP2LOG_INLINE, sh);
       double u10 = seconds(isa, FLOOR_EXP2LOG_U10, sh), u35 = seconds(isa, FLOOR_EXP2LOG_U35, sh);
       double ce = seconds(isa, CE_LOSS, sh), ce_grad = seconds(isa, CE_GRAD, sh);
       double rd = seconds(isa, FLOOR_READ2, sh), rw = seconds(isa, FLOOR_RW, sh);
       printf("| %s | %lldx%lld |", kd_isa_name(isa), (long long)sh.rows, (long long)sh.cols);
+      cell(" %.3f |", inl / n * 1e9);
       cell(" %.3f |", u10 / n * 1e9);
       cell(" %.3f |", u35 / n * 1e9);
+      cell(" %.2f |", ce / inl);
+      cell(" %.2f |", ce_grad / inl);
       cell(" %.2f |", ce / u10);
       cell(" %.2f |", ce / u35);
       cell(" %.2f |", ce_grad / u35);
@@ -599,6 +660,7 @@ static void print_summary(void) {
       printf("\n");
     }
   }
+  print_heads();
   print_designs();
   print_threads();
   fflush(stdout);

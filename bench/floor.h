@@ -5,10 +5,14 @@
  * is a static library of its own that only the benchmarks link.
  *
  * exp2log: the transcendental work of a cross-entropy row and nothing else:
- *   per element two SLEEF exps and one SLEEF log, sum_j exp(t_j) * log(exp(s_j) + 1e-5),
- *   over a flat array of n floats. The u10 and u35 variants differ only in the
- *   log (SLEEF's exp is u10 either way), so the ratio can be taken against
- *   whichever log the kernel uses.
+ *   per element two exps and one log, sum_j exp(-|t_j|) * log(exp(-|s_j|) + 1e-5),
+ *   over a flat array of n floats. -|x| keeps exp's arguments <= 0 and log's in
+ *   [1e-5, 1 + 1e-5], the domains of the inline functions and the ranges the
+ *   kernels pass ((x - max) / T, q + 1e-5); every variant takes it, so they
+ *   compare like for like. inline: kd_exp_<isa> and kd_log_<isa> of
+ *   src/<isa>/math_<isa>.h (no SLEEF needed). u10 and u35: SLEEF's u10 exp and
+ *   its u10 or u35 log, so the ratio can be taken against whichever log the
+ *   kernel uses; built only when SLEEF is found (KD_BENCH_SLEEF).
  * read2: sum_j (s_j + t_j), the least work that reads both inputs once (the
  *   memory floor of MSE loss).
  * rw: g_j = s_j - t_j, reads both inputs and writes one output (the memory
@@ -24,10 +28,11 @@
 typedef float (*kd_floor_read_fn)(size_t n, const float *s, const float *t);
 typedef float (*kd_floor_rw_fn)(size_t n, const float *s, const float *t, float *g);
 
-#define KD_DECLARE_FLOORS(isa)                                              \
-  float kd_floor_exp2log_u10_##isa(size_t n, const float *s, const float *t); \
-  float kd_floor_exp2log_u35_##isa(size_t n, const float *s, const float *t); \
-  float kd_floor_read2_##isa(size_t n, const float *s, const float *t);       \
+#define KD_DECLARE_FLOORS(isa)                                                   \
+  float kd_floor_exp2log_inline_##isa(size_t n, const float *s, const float *t); \
+  float kd_floor_exp2log_u10_##isa(size_t n, const float *s, const float *t);    \
+  float kd_floor_exp2log_u35_##isa(size_t n, const float *s, const float *t);    \
+  float kd_floor_read2_##isa(size_t n, const float *s, const float *t);          \
   float kd_floor_rw_##isa(size_t n, const float *s, const float *t, float *g);
 
 KD_DECLARE_FLOORS(avx2)

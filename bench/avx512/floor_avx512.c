@@ -1,7 +1,8 @@
 /*
  * The floors of floor.h for AVX-512 (F, with the BW/DQ/VL flags the kernels
- * use), with SLEEF's avx512f functions. Built with the ISA flags as its own
- * static library; follows floor_avx2.c line for line.
+ * use), with the inline exp/log of src/avx512/math_avx512.h and (when
+ * KD_BENCH_SLEEF) SLEEF's avx512f functions. Built with the ISA flags as its
+ * own static library; follows floor_avx2.c line for line.
  */
 #if !defined(__AVX512F__) || !defined(__AVX512BW__) || !defined(__AVX512DQ__) || \
     !defined(__AVX512VL__)
@@ -9,43 +10,59 @@
 #endif
 
 #include <immintrin.h>
-#include <sleef.h>
 #include "floor.h"
+#include "math_avx512.h"
 #include "vec_avx512.h" /* KD_LANES, kd_tail, kd_hsum */
 
 #define LANES KD_LANES
 #define tail_mask kd_tail
 #define hsum(v) ((float)kd_hsum(v))
 
-/* One vector of the exp2log floor: exp(t) * log(exp(s) + 1e-5). */
+/* exp or log of every lane, inline or SLEEF. */
+typedef __m512 (*vfn)(__m512);
+
+/* -|x|: exp's arguments must be <= 0 (floor.h). */
+static inline __m512 nabs(__m512 x) { return _mm512_or_ps(x, _mm512_set1_ps(-0.0f)); }
+
+/* One vector of the exp2log floor: exp(-|t|) * log(exp(-|s|) + 1e-5). */
 static inline __attribute__((always_inline)) __m512 exp2log(__m512 s, __m512 t,
-                                                            __m512 (*logf16)(__m512)) {
-  __m512 es = Sleef_expf16_u10avx512f(s), et = Sleef_expf16_u10avx512f(t);
-  return _mm512_mul_ps(et, logf16(_mm512_add_ps(es, _mm512_set1_ps(1e-5f))));
+                                                            vfn exp16, vfn log16) {
+  __m512 es = exp16(nabs(s)), et = exp16(nabs(t));
+  return _mm512_mul_ps(et, log16(_mm512_add_ps(es, _mm512_set1_ps(1e-5f))));
 }
 
 static inline __attribute__((always_inline)) float exp2log_sum(size_t n, const float *s,
-                                                               const float *t,
-                                                               __m512 (*logf16)(__m512)) {
+                                                               const float *t, vfn exp16,
+                                                               vfn log16) {
   __m512 acc = _mm512_setzero_ps();
   size_t j = 0;
   for (; j + LANES <= n; j += LANES)
-    acc = _mm512_add_ps(acc, exp2log(_mm512_loadu_ps(s + j), _mm512_loadu_ps(t + j), logf16));
+    acc = _mm512_add_ps(acc,
+                        exp2log(_mm512_loadu_ps(s + j), _mm512_loadu_ps(t + j), exp16, log16));
   if (j < n) {
     __mmask16 m = tail_mask(n - j);
-    __m512 v = exp2log(_mm512_maskz_loadu_ps(m, s + j), _mm512_maskz_loadu_ps(m, t + j), logf16);
+    __m512 v =
+        exp2log(_mm512_maskz_loadu_ps(m, s + j), _mm512_maskz_loadu_ps(m, t + j), exp16, log16);
     acc = _mm512_mask_add_ps(acc, m, acc, v);
   }
   return hsum(acc);
 }
 
+float kd_floor_exp2log_inline_avx512(size_t n, const float *s, const float *t) {
+  return exp2log_sum(n, s, t, kd_exp_avx512, kd_log_avx512);
+}
+
+#if KD_BENCH_SLEEF
+#include <sleef.h>
+
 float kd_floor_exp2log_u10_avx512(size_t n, const float *s, const float *t) {
-  return exp2log_sum(n, s, t, Sleef_logf16_u10avx512f);
+  return exp2log_sum(n, s, t, Sleef_expf16_u10avx512f, Sleef_logf16_u10avx512f);
 }
 
 float kd_floor_exp2log_u35_avx512(size_t n, const float *s, const float *t) {
-  return exp2log_sum(n, s, t, Sleef_logf16_u35avx512f);
+  return exp2log_sum(n, s, t, Sleef_expf16_u10avx512f, Sleef_logf16_u35avx512f);
 }
+#endif
 
 /* Four accumulators: one add chain would bound an in-cache read by latency. */
 float kd_floor_read2_avx512(size_t n, const float *s, const float *t) {
