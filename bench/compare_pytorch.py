@@ -1,13 +1,13 @@
 #!/usr/bin/python3
 """kdloss side by side with PyTorch eager on CPU, in one process, same inputs.
 
-    /usr/bin/python3 bench/compare_pytorch.py [--lib build/src/libkdloss.so]
+    /usr/bin/python3 bench/compare_pytorch.py [--lib build/src/libkdloss.so] [--threads 1,2]
 
 (Debian's python3-torch is installed for /usr/bin/python3; another python3
 earlier on PATH may lack torch.) Build kdloss first (meson setup build &&
 ninja -C build); --lib points at its shared library.
 
-What is compared, for each shape, distance, pass and PyTorch thread count:
+What is compared, for each shape, distance, pass and thread count:
   PyTorch  the cross-entropy pipeline written out literally (softmax,
            pow(1/T), renormalise, + 1e-5, log, weighted row sum, mean over
            rows, times factor) and F.mse_loss * factor; "fwd" is the loss,
@@ -17,8 +17,10 @@ What is compared, for each shape, distance, pass and PyTorch thread count:
            pipelines, not a second copy.
   kdloss   kd_loss_f32 ("fwd") and kd_loss_grad_f32 ("fwd+bwd", loss and
            gradient) through ctypes, once per ISA this CPU and build support
-           (kd_set_isa, checked with kd_get_isa). kdloss is single-threaded:
-           the thread count is PyTorch's (torch.set_num_threads).
+           (kd_set_isa, checked with kd_get_isa).
+  Threads  --threads N (a list: one table row set per N): both sides use N
+           threads, torch.set_num_threads(N) and kd_set_num_threads(N)
+           (checked with kd_get_num_threads).
 
 Timing: both sides are warmed up (a dozen calls each), then called in turn,
 PyTorch then each ISA, round after round (A B C A B C ...); each round gives a
@@ -28,7 +30,7 @@ Inputs: student and teacher logits ~ N(0, 1), fixed seed; T = 2, factor = 1.
 The last columns are the largest differences between the two sides over all
 ISAs: |loss difference| / |loss| and max |grad difference| / max |grad|.
 
-The module table (cross-entropy, one PyTorch thread, the best ISA) times a
+The module table (cross-entropy, one thread on both sides, the best ISA) times a
 training step's use of the distillation term, forward and backward() through
 autograd, three ways called round after round, in a random order each round
 (seeded by --seed): the original pipeline,
@@ -90,6 +92,9 @@ class KdLoss:
         lib.kd_status_str.argtypes = [ctypes.c_int]
         lib.kd_status_str.restype = ctypes.c_char_p
         lib.kd_version_string.restype = ctypes.c_char_p
+        lib.kd_set_num_threads.argtypes = [ctypes.c_int]
+        lib.kd_set_num_threads.restype = ctypes.c_int
+        lib.kd_get_num_threads.restype = ctypes.c_int
         self.lib = lib
         self.version = lib.kd_version_string().decode()
         self.isas = [name for num, name in ISAS.items() if lib.kd_isa_supported(num)]
@@ -100,6 +105,14 @@ class KdLoss:
         num = next(k for k, v in ISAS.items() if v == name)
         if self.lib.kd_set_isa(num) != 0 or self.lib.kd_get_isa() != num:
             sys.exit(f"kd_set_isa({name}) failed: in use is {ISAS.get(self.lib.kd_get_isa())}")
+
+    def set_threads(self, n):
+        """n threads on both sides."""
+        torch.set_num_threads(n)
+        status = self.lib.kd_set_num_threads(n)
+        if status != 0 or self.lib.kd_get_num_threads() != n:
+            sys.exit(f"kd_set_num_threads({n}) failed: "
+                     f"{self.lib.kd_status_str(status).decode()}")
 
     def caller(self, distance, grad_pass, s, t, g, temperature, factor):
         """A no-argument function making one call on these tensors (the ctypes
@@ -251,10 +264,10 @@ def compare_module(kd, shape, args, DistillationReg):
 
 def module_table(kd, args, DistillationReg):
     shapes = [tuple(int(v) for v in s.split("x")) for s in args.module_shapes.split(",")]
-    torch.set_num_threads(1)
+    kd.set_threads(1)
     kd.set_isa(kd.isas[-1])
     print(f"\nModule end to end: DistillationReg(factor, T, 'cross_entropy') forward + "
-          f"backward(), ISA {kd.isas[-1]}, one PyTorch thread\n")
+          f"backward(), ISA {kd.isas[-1]}, one thread on both sides\n")
     print("| shape | original | module | direct C call | own cost | own cost, fastest | "
           "module / direct | x original / module | grad == direct | rounds |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -295,7 +308,8 @@ def main():
     ap.add_argument("--tables", choices=["all", "kernels", "module"], default="all",
                     help="which tables to print (default: %(default)s)")
     ap.add_argument("--threads", default=f"1,{os.cpu_count()}",
-                    help="PyTorch thread counts (default: %(default)s, i.e. one and all cores)")
+                    help="thread counts, each used by both PyTorch and kdloss "
+                         "(default: %(default)s, i.e. one and all cores)")
     ap.add_argument("--temperature", type=float, default=2.0)
     ap.add_argument("--factor", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=0)
@@ -312,6 +326,8 @@ def main():
     kd = KdLoss(args.lib)
     shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
     threads = sorted({int(v) for v in args.threads.split(",")})
+    if threads[0] < 1:
+        sys.exit("--threads: counts must be >= 1")
     print(f"kdloss {kd.version} ({args.lib}), ISAs: {' '.join(kd.isas)}; "
           f"torch {torch.__version__}; {os.cpu_count()} CPUs; "
           f"T={args.temperature}, factor={args.factor}, inputs N(0,1) seed {args.seed}")
@@ -327,7 +343,7 @@ def main():
 
 def kernel_tables(kd, args, shapes, threads):
     print("times are medians; 'x' is the median of per-round PyTorch/kdloss time ratios; "
-          "kdloss runs on one thread")
+          f"threads {', '.join(map(str, threads))}: PyTorch and kdloss both use the row's count")
     print()
     head = ["shape", "dist", "pass", "threads", "torch"]
     for isa in kd.isas:
@@ -337,7 +353,7 @@ def kernel_tables(kd, args, shapes, threads):
     print("|" + "---|" * len(head))
     results = {}
     for nthreads in threads:
-        torch.set_num_threads(nthreads)
+        kd.set_threads(nthreads)
         for shape in shapes:
             for distance in ("ce", "mse"):
                 for grad_pass in (False, True):
@@ -362,7 +378,7 @@ def kernel_tables(kd, args, shapes, threads):
             rows.append(f"| {shape[0]}x{shape[1]} | {distance} | {pname} | {isa} | "
                         f">= {target:g}x | {got:.1f}x | {'met' if got >= target else 'MISSED'} |")
     if rows:
-        print("\nTargets (issue 5; one PyTorch thread)\n")
+        print("\nTargets (issue 5; one thread)\n")
         print("| shape | dist | pass | ISA | target | measured | |")
         print("|---|---|---|---|---|---|---|")
         print("\n".join(rows))

@@ -65,6 +65,10 @@ lib.kd_isa_name.argtypes = [_i]
 lib.kd_isa_name.restype = ctypes.c_char_p
 lib.kd_status_str.argtypes = [_i]
 lib.kd_status_str.restype = ctypes.c_char_p
+lib.kd_set_num_threads.argtypes = [_i]
+lib.kd_set_num_threads.restype = _i
+lib.kd_get_num_threads.argtypes = []
+lib.kd_get_num_threads.restype = _i
 lib.kd_version_string.argtypes = []
 lib.kd_version_string.restype = ctypes.c_char_p
 

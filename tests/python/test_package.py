@@ -38,6 +38,37 @@ def test_isa():
     assert kdloss.isa() == isas[-1]
 
 
+@pytest.fixture
+def threads_restored():
+    before = kdloss.get_num_threads()
+    yield
+    kdloss.set_num_threads(before)
+    assert kdloss.get_num_threads() == before
+
+
+def test_num_threads(threads_restored):
+    kdloss.set_num_threads(2)
+    assert kdloss.get_num_threads() == 2
+    kdloss.set_num_threads(1)
+    assert kdloss.get_num_threads() == 1
+    kdloss.set_num_threads(0)  # one per online CPU, as the library counts them
+    assert kdloss.get_num_threads() >= 1
+    kdloss.set_num_threads(1)
+    for bad in (2.0, "2", None, True):
+        with pytest.raises(TypeError, match="set_num_threads takes an int"):
+            kdloss.set_num_threads(bad)
+    with pytest.raises(ValueError, match=r"set_num_threads\(-1\): the thread count must be >= 0"):
+        kdloss.set_num_threads(-1)
+    # Counts the library refuses carry its kd_status_str text (KD_ERR_THREADS's,
+    # taken from the C call refusing -1).
+    text = kdloss._lib.status_str(kdloss._lib.lib.kd_set_num_threads(-1))
+    assert "thread count" in text
+    for big in (100000, 2 ** 40):
+        with pytest.raises(ValueError, match=re.escape(f"set_num_threads({big}): {text}")):
+            kdloss.set_num_threads(big)
+    assert kdloss.get_num_threads() == 1  # nothing changed
+
+
 def loaded_from(pythonpath, env_library=None):
     """Import kdloss in a fresh interpreter; the path its library came from."""
     env = {k: v for k, v in os.environ.items() if k != "KDLOSS_LIBRARY"}

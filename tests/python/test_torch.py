@@ -298,3 +298,29 @@ def test_threads():
     assert not errors
     for (l0, g0), (l1, g1) in zip(expect, got):
         assert torch.equal(l0, l1) and torch.equal(g0, g1)
+
+
+@pytest.mark.parametrize("distance", ["cross_entropy", "MSE"])
+def test_num_threads_same_bits(distance):
+    """One and two library threads give the same bits, loss and gradient, on
+    a shape the library splits into chunks (include/kdloss.h: 64 x 5000 is
+    16 chunks, above the size run on the calling thread for both distances)."""
+    s, t = logits(64, 5000, 11), logits(64, 5000, 12)
+    p = dict(factor=1.5, temperature=2.0, distance=distance)
+    before = kdloss.get_num_threads()
+    got = {}
+    try:
+        for n in (1, 2):
+            kdloss.set_num_threads(n)
+            assert kdloss.get_num_threads() == n
+            with torch.no_grad():
+                alone = distillation_loss(s, t, **p)
+            got[n] = (alone, *run(s.clone().requires_grad_(), t, **p))
+    finally:
+        kdloss.set_num_threads(before)
+    assert kdloss.get_num_threads() == before
+    (l1, lg1, g1), (l2, lg2, g2) = got[1], got[2]
+    assert torch.equal(l1, l2) and torch.equal(lg1, lg2) and torch.equal(g1, g2)
+    ref_loss, ref_grad = reference(s, t, **p)
+    assert_contract(l2, None, ref_loss, None, p["factor"], what=f"{distance} 2 threads, loss")
+    assert_contract(lg2, g2, ref_loss, ref_grad, p["factor"], what=f"{distance} 2 threads")
