@@ -62,7 +62,7 @@ gg.torch = torch  # gen_golden imports torch in its main(); these use it directl
 
 KD_CROSS_ENTROPY, KD_MSE = 0, 1
 ISAS = {1: "scalar", 2: "avx2", 3: "avx512", 4: "neon"}  # enum kd_isa
-# (shape, distance, pass) -> {isa: minimum speed-up}: the issue's targets,
+# (shape, distance, pass) -> {isa: minimum speed-up}: the speed targets,
 # single thread.
 # The module's targets: own cost at most 35 us at 256x10; at most 1.15x the
 # direct call from 256x1000 classes up.
@@ -378,7 +378,7 @@ def kernel_tables(kd, args, shapes, threads):
             rows.append(f"| {shape[0]}x{shape[1]} | {distance} | {pname} | {isa} | "
                         f">= {target:g}x | {got:.1f}x | {'met' if got >= target else 'MISSED'} |")
     if rows:
-        print("\nTargets (issue 5; one thread)\n")
+        print("\nTargets (one thread)\n")
         print("| shape | dist | pass | ISA | target | measured | |")
         print("|---|---|---|---|---|---|---|")
         print("\n".join(rows))
