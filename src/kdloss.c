@@ -164,7 +164,7 @@ static double ce_row_f64(size_t n, const float *s, const float *t, double temper
     double q = exp(((double)s[j] - ms) / temperature) / zs;
     double r = exp(((double)t[j] - mt) / temperature) / zt;
     double w = r / (q + KD_EPS);
-    double b = w > 0.5 ? (q - r + KD_EPS) / (q + KD_EPS) * q_sum - qu_sum : qw_sum - w * q_sum;
+    double b = w > KD_U_FORM_W ? (q - r + KD_EPS) / (q + KD_EPS) * q_sum - qu_sum : qw_sum - w * q_sum;
     double g = scale * q * b;
     if (dominant && j == m) continue;
     others += g;
