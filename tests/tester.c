@@ -257,7 +257,14 @@ tk_isa_runs tk_isa_runs_start(const char *suite) {
 
 int tk_isa_next(tk_isa_runs *r) {
   if (r->isa != KD_ISA_AUTO) tk_print_worst(r->name);
+  /* KDLOSS_ISA narrows the runs only when it names a supported ISA; any
+   * other value (auto, unknown, empty) leaves every ISA to run, as the
+   * library ignores it. */
   const char *only = getenv("KDLOSS_ISA");
+  int narrowed = 0;
+  for (kd_isa isa = KD_ISA_SCALAR; only && isa <= KD_ISA_NEON; isa++)
+    narrowed |= kd_isa_supported(isa) && strcmp(only, kd_isa_name(isa)) == 0;
+  if (!narrowed) only = NULL;
   /* KD_ISA_AUTO precedes KD_ISA_SCALAR, the first real ISA. */
   for (r->isa++; r->isa <= KD_ISA_NEON; r->isa++) {
     snprintf(r->name, sizeof r->name, "%s/%s", r->suite, kd_isa_name(r->isa));
