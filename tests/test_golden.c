@@ -19,6 +19,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "bits.h"
 #include "pool.h"
 #include "tester.h"
 #include "tolerance.h"
@@ -67,12 +68,6 @@ static uint64_t u64le(const unsigned char *b) {
 static uint32_t rd_u32(reader *r) { return u32le(take(r, 4)); }
 static uint64_t rd_u64(reader *r) { return u64le(take(r, 8)); }
 
-static float f32_of(uint32_t bits) {
-  float f;
-  memcpy(&f, &bits, sizeof f);
-  return f;
-}
-
 static double f64_of(uint64_t bits) {
   double d;
   memcpy(&d, &bits, sizeof d);
@@ -92,7 +87,7 @@ static float *rd_f32s(reader *r, size_t n) {
   const unsigned char *b = take(r, 4 * n);
   float *out = malloc(n * sizeof *out);
   if (!out) exit(1);
-  for (size_t i = 0; i < n; i++) out[i] = f32_of(u32le(b + 4 * i));
+  for (size_t i = 0; i < n; i++) out[i] = tk_f32_from_bits(u32le(b + 4 * i));
   return out;
 }
 
@@ -132,8 +127,8 @@ static void load(const char *path) {
     memcpy(c->name, take(&r, NAME_BYTES), NAME_BYTES);
     c->distance = rd_u32(&r) == 0 ? KD_CROSS_ENTROPY : KD_MSE;
     c->flags = rd_u32(&r);
-    c->factor = f32_of(rd_u32(&r));
-    c->temperature = f32_of(rd_u32(&r));
+    c->factor = tk_f32_from_bits(rd_u32(&r));
+    c->temperature = tk_f32_from_bits(rd_u32(&r));
     c->rows = rd_size(&r);
     c->cols = rd_size(&r);
     c->ld = rd_size(&r);

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "bits.h"
 #include "kernels.h" /* kd_cpu_has */
 #include "tolerance.h"
 #include "vmath.h"
@@ -53,18 +54,6 @@ static const vm_isa vm_isas[] = {
 };
 
 static uint32_t k_exp = 1, k_log = 1;
-
-static float from_bits(uint32_t b) {
-  float f;
-  memcpy(&f, &b, sizeof f);
-  return f;
-}
-
-static uint32_t to_bits(float f) {
-  uint32_t b;
-  memcpy(&b, &f, sizeof b);
-  return b;
-}
 
 /* |y - ref| in units of the float ulp at ref (2^-149 below FLT_MIN): the
  * ulp is 2^(e - 23) for ref's binary exponent e, taken from its bits. */
@@ -100,9 +89,9 @@ static void sweep(const vm_fn *fns, int nfns, double (*ref)(double), uint32_t lo
   int last = 0;
   while (!last) {
     size_t n = 0;
-    for (; n < VM_CHUNK && b <= hi; n++, b += k) x[n] = from_bits((uint32_t)b);
+    for (; n < VM_CHUNK && b <= hi; n++, b += k) x[n] = tk_f32_from_bits((uint32_t)b);
     if (n < VM_CHUNK) {
-      x[n++] = from_bits(hi);
+      x[n++] = tk_f32_from_bits(hi);
       last = 1;
     }
     for (size_t i = 0; i < n; i++) r[i] = ref((double)x[i]);
@@ -130,7 +119,7 @@ static void exp_domain(void **state) {
   const vm_isa *v = *state;
   const vm_fn fns[VM_FNS] = {v->exp, v->sleef_exp_u10};
   vm_worst w[VM_FNS];
-  sweep(fns, v->sleef_exp_u10 ? 2 : 1, exp, to_bits(exp_lo), to_bits(exp_hi), k_exp, w);
+  sweep(fns, v->sleef_exp_u10 ? 2 : 1, exp, tk_f32_bits(exp_lo), tk_f32_bits(exp_hi), k_exp, w);
   report(v->name, "exp inline", w[0], k_exp);
   if (v->sleef_exp_u10) report(v->name, "exp sleef u10", w[1], k_exp);
   if (w[0].ulp > TK_EXP_ULP)
@@ -142,7 +131,7 @@ static void log_domain(void **state) {
   const vm_isa *v = *state;
   const vm_fn fns[VM_FNS] = {v->log, v->sleef_log_u10, v->sleef_log_u35};
   vm_worst w[VM_FNS];
-  sweep(fns, v->sleef_log_u10 ? 3 : 1, log, to_bits(log_lo), to_bits(log_hi), k_log, w);
+  sweep(fns, v->sleef_log_u10 ? 3 : 1, log, tk_f32_bits(log_lo), tk_f32_bits(log_hi), k_log, w);
   report(v->name, "log inline", w[0], k_log);
   if (v->sleef_log_u10) {
     report(v->name, "log sleef u10", w[1], k_log);
@@ -204,12 +193,12 @@ static void tails(void **state) {
   for (size_t n = 0; n <= 33; n++) {
     for (size_t i = 0; i <= n; i++) y[i] = -1.0f; /* sentinel at n */
     v->log(n, x, y);
-    for (size_t i = 0; i < n; i++) assert_true(to_bits(y[i]) == to_bits(full_l[i]));
+    for (size_t i = 0; i < n; i++) assert_true(tk_f32_bits(y[i]) == tk_f32_bits(full_l[i]));
     assert_true(y[n] == -1.0f);
     for (size_t i = 0; i < N; i++) x[i] = -x[i];
     v->exp(n, x, y);
     for (size_t i = 0; i < N; i++) x[i] = -x[i];
-    for (size_t i = 0; i < n; i++) assert_true(to_bits(y[i]) == to_bits(full_e[i]));
+    for (size_t i = 0; i < n; i++) assert_true(tk_f32_bits(y[i]) == tk_f32_bits(full_e[i]));
     assert_true(y[n] == -1.0f);
   }
 }

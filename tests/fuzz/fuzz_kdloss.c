@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bits.h"
 #include "kdloss.h"
 #include "reference.h"
 #include "rng.h"
@@ -57,12 +58,6 @@ static uint32_t u32(reader *r) {
   return v;
 }
 
-static float from_bits(uint32_t bits) {
-  float f;
-  memcpy(&f, &bits, sizeof f);
-  return f;
-}
-
 /* A factor or temperature: mostly log-uniform from subnormal to 3e38, some
  * special values, some raw bits. */
 static float param(reader *r) {
@@ -70,7 +65,7 @@ static float param(reader *r) {
   switch (mode % 8) {
   case 0: return 1.0f;
   case 1: return (float)ldexp(1.0, (int)b % 256 - 149); /* 2^-149 .. 2^106 */
-  case 2: return from_bits(u32(r));
+  case 2: return tk_f32_from_bits(u32(r));
   case 3: return (mode & 8 ? -1.0f : 1.0f) * FLT_MAX;
   case 4: return (mode & 8 ? -1.0f : 1.0f) * 0x1p-149f;
   default: {
@@ -87,7 +82,7 @@ static float value(reader *r) {
                                    3e38f, -3e38f, 1.0f};
   uint8_t mode = u8(r);
   if (mode < 128) return specials[mode % (sizeof specials / sizeof specials[0])];
-  if (mode < 192) return from_bits(u32(r));
+  if (mode < 192) return tk_f32_from_bits(u32(r));
   return (float)((mode & 1 ? -1.0 : 1.0) * pow(10.0, -45.0 + 83.5 * u8(r) / 255.0));
 }
 
