@@ -152,7 +152,7 @@ static double ce_row_f64(size_t n, const float *s, const float *t, double temper
   for (size_t j = 0; j < n; j++) {
     double q = exp(((double)s[j] - ms) / temperature) / zs;
     double r = exp(((double)t[j] - mt) / temperature) / zt;
-    loss += r * log(q + 1e-5);
+    loss += r * log(q + KD_EPS);
     q_sum += q;
     qw_sum += q * (r / (q + KD_EPS));
     qu_sum += q * ((q - r + KD_EPS) / (q + KD_EPS));
@@ -195,6 +195,10 @@ static kd_status ce_rows(const kd_kernels *k, const request *r, size_t i0, size_
   row.inv_temp = 1.0f / r->temperature;
   double grad_scale = r->factor / ((double)r->rows * r->temperature);
   row.grad_scale = (float)grad_scale;
+  /* Per call, not per row: a gradient scale too small for float products,
+   * and a temperature above 1 (only then can an overflowed shift matter). */
+  int tiny_scale = r->grad && scale_below(grad_scale, KD_CE_SCALE_LEAST);
+  int hot = r->temperature > 1.0f;
   double total = 0.0;
   for (size_t i = i0; i < i1; i++) {
     const float *s = r->s + i * r->lds, *t = r->t + i * r->ldt;
@@ -210,9 +214,9 @@ static kd_status ce_rows(const kd_kernels *k, const request *r, size_t i0, size_
      * any difference of two floats: a spread beyond FLT_MAX with T > 1, or a
      * gap between the maxima beyond it (the kernels' max_gap), or a
      * tiny gradient scale. */
-    if (isinf(row.t_max - row.s_max) || (r->grad && scale_below(grad_scale, KD_CE_SCALE_LEAST)) ||
-        (r->temperature > 1.0f && (spread_overflows(r->cols, s, row.s_max) ||
-                                   spread_overflows(r->cols, t, row.t_max)))) {
+    if (isinf(row.t_max - row.s_max) || tiny_scale ||
+        (hot && (spread_overflows(r->cols, s, row.s_max) ||
+                 spread_overflows(r->cols, t, row.t_max)))) {
       total += ce_row_f64(r->cols, s, t, r->temperature, grad_scale,
                           r->grad ? r->grad + i * r->ldg : NULL);
       continue;
