@@ -151,6 +151,37 @@ typedef double (*kd_mse_fn)(size_t n, const float *s, const float *t);
 typedef double (*kd_msegrad_fn)(size_t n, const float *s, const float *t,
                                 float scale, float *grad);
 
+/*
+ * Short rows, n <= KD_SHORT_COLS (src/ce_short_passes.h): one call covers up
+ * to KD_SHORT_ROWS rows, KD_LANES of them at a time, one row per lane. The
+ * passes above run fused over a stack copy of the rows' columns, each row's
+ * maxima, sums and flags held per lane: no per-row call, scratch round trip,
+ * horizontal reduction or double sum, which cost more than the row's
+ * arithmetic when it spans a vector or two. Every step is lane-wise, so a
+ * row's result does not depend on which rows share its vector. Sums run in
+ * float (a row is shorter than KD_BLOCK: the SIMD passes' own scheme).
+ */
+#define KD_SHORT_COLS 64
+#define KD_SHORT_ROWS 64
+typedef struct kd_ce_short {
+  size_t n;            /* classes per row */
+  const float *s, *t;  /* row 0 of the call */
+  size_t lds, ldt;
+  float *grad;         /* row 0's gradient, or NULL for the loss only; may be s */
+  size_t ldg;
+  float inv_temp, grad_scale;
+  int hot;             /* T > 1 (kdloss.c: only then can a shift overflow) */
+} kd_ce_short;
+/* What the short kernel says of each row. OK: loss[i] is the row's sum and
+ * its gradient is written. NONFINITE: a NaN or +inf, or a side entirely
+ * -inf. F64: the row loop must redo it in double (a gap between the maxima
+ * beyond FLT_MAX; T > 1 with a maximum above 1e31, where the spread may
+ * overflow; or a gradient that cancels beyond KD_COND_LIMIT). Only OK rows
+ * have their gradient written, so in place the student of the others survives. */
+enum { KD_ROW_OK, KD_ROW_NONFINITE, KD_ROW_F64 };
+typedef void (*kd_ceshort_fn)(const kd_ce_short *a, size_t m, float *loss,
+                              unsigned char *flag);
+
 typedef struct kd_kernels {
   kd_isa isa;
   kd_rmax2_fn rmax2;
@@ -158,6 +189,7 @@ typedef struct kd_kernels {
   kd_celoss_fn celoss;
   kd_cestats_fn cestats;
   kd_cegrad_fn cegrad;
+  kd_ceshort_fn ceshort;
   kd_mse_fn mse;
   kd_msegrad_fn msegrad;
 } kd_kernels;
@@ -171,6 +203,7 @@ typedef struct kd_kernels {
                               float *, const kd_ce_row *, kd_ce_sums *);             \
   void kd_f32_cegrad_##isa(size_t, const float *, const float *, float *,           \
                            const kd_ce_row *, size_t, kd_grad_stats *);             \
+  void kd_f32_ceshort_##isa(const kd_ce_short *, size_t, float *, unsigned char *); \
   double kd_f32_mse_##isa(size_t, const float *, const float *);                    \
   double kd_f32_msegrad_##isa(size_t, const float *, const float *, float, float *);
 
