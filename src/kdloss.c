@@ -276,14 +276,7 @@ static kd_status ce_rows(const kd_kernels *k, const request *r, size_t i0, size_
     float *g = r->grad + i * r->ldg, *out = g == s ? et : g;
     kd_grad_stats st;
     k->cegrad(r->cols, es, et, out, &row, dominant ? argmax : r->cols, &st);
-    float max_abs = st.max_abs;
-    if (dominant) {
-      out[argmax] = (float)-st.others;
-      max_abs = fabsf(out[argmax]) > max_abs ? fabsf(out[argmax]) : max_abs;
-    }
-    float size = fabsf(row.grad_scale) * sums.u_size * row.q_sum;
-    size = st.max_err > size ? st.max_err : size;
-    if (size > KD_COND_LIMIT * max_abs)
+    if (kd_ce_grad_redo(out, dominant, argmax, &st, &sums, &row))
       ce_row_f64(r->cols, s, t, r->temperature, grad_scale, g);
     else if (out != g)
       memcpy(g, out, r->cols * sizeof *g);

@@ -58,6 +58,7 @@
 #ifndef KD_KERNELS_H
 #define KD_KERNELS_H
 
+#include <math.h>
 #include <stddef.h>
 #include "kdloss.h"
 
@@ -145,6 +146,20 @@ typedef struct kd_grad_stats {
  * until the row is known to be well conditioned). */
 typedef void (*kd_cegrad_fn)(size_t n, const float *q_signed, const float *v, float *grad,
                              const kd_ce_row *row, size_t skip, kd_grad_stats *stats);
+/* The row loop's last step on a gradient row g from pass 4: when dominant
+ * (zs < 2), the most probable class gets minus the sum of the others; then
+ * the conditioning check. Nonzero: the row must be redone in double. */
+static inline int kd_ce_grad_redo(float *g, int dominant, size_t argmax, const kd_grad_stats *st,
+                                  const kd_ce_sums *sums, const kd_ce_row *row) {
+  float max_abs = st->max_abs;
+  if (dominant) {
+    g[argmax] = (float)-st->others;
+    max_abs = fabsf(g[argmax]) > max_abs ? fabsf(g[argmax]) : max_abs;
+  }
+  float size = fabsf(row->grad_scale) * sums->u_size * row->q_sum;
+  size = st->max_err > size ? st->max_err : size;
+  return size > KD_COND_LIMIT * max_abs;
+}
 /* MSE: sum_j (s_j - t_j)^2. */
 typedef double (*kd_mse_fn)(size_t n, const float *s, const float *t);
 /* MSE: the same sum, and grad_j = scale * (s_j - t_j) (grad may be s). */

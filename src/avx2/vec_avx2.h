@@ -20,6 +20,7 @@
 
 #define KD_VEC_ISA avx2
 #define KD_LANES 8
+#include "lanes.h"
 
 typedef __m256 kd_vf;
 typedef __m256 kd_vm;
@@ -68,15 +69,14 @@ static inline kd_vf kd_gather(const float *p, size_t ld, size_t k) {
                                      _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     return _mm256_mask_i32gather_ps(_mm256_setzero_ps(), p, off, kd_tail(k), 4);
   }
-  float b[KD_LANES] = {0};
-  for (size_t i = 0; i < k; i++) b[i] = p[i * ld];
+  float b[KD_LANES];
+  kd_lanes_from(p, ld, k, b);
   return _mm256_loadu_ps(b);
 }
 static inline void kd_scatter(float *p, size_t ld, unsigned bits, kd_vf v) {
   float b[KD_LANES];
   _mm256_storeu_ps(b, v);
-  for (size_t i = 0; i < KD_LANES; i++)
-    if (bits >> i & 1) p[i * ld] = b[i];
+  kd_lanes_to(p, ld, bits, b);
 }
 
 static inline kd_vf kd_add(kd_vf a, kd_vf b) { return _mm256_add_ps(a, b); }

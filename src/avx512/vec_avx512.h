@@ -17,6 +17,7 @@
 
 #define KD_VEC_ISA avx512
 #define KD_LANES 16
+#include "lanes.h"
 
 typedef __m512 kd_vf;
 typedef __mmask16 kd_vm;
@@ -62,8 +63,8 @@ static inline __m512i kd_lane_offsets(size_t ld) {
 static inline kd_vf kd_gather(const float *p, size_t ld, size_t k) {
   if (ld <= INT32_MAX / KD_LANES)
     return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), kd_tail(k), kd_lane_offsets(ld), p, 4);
-  float b[KD_LANES] = {0};
-  for (size_t i = 0; i < k; i++) b[i] = p[i * ld];
+  float b[KD_LANES];
+  kd_lanes_from(p, ld, k, b);
   return _mm512_loadu_ps(b);
 }
 static inline void kd_scatter(float *p, size_t ld, unsigned bits, kd_vf v) {
@@ -73,8 +74,7 @@ static inline void kd_scatter(float *p, size_t ld, unsigned bits, kd_vf v) {
   }
   float b[KD_LANES];
   _mm512_storeu_ps(b, v);
-  for (size_t i = 0; i < KD_LANES; i++)
-    if (bits >> i & 1) p[i * ld] = b[i];
+  kd_lanes_to(p, ld, bits, b);
 }
 
 static inline kd_vf kd_add(kd_vf a, kd_vf b) { return _mm512_add_ps(a, b); }

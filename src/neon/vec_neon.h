@@ -17,6 +17,7 @@
 
 #define KD_VEC_ISA neon
 #define KD_LANES 4
+#include "lanes.h"
 
 typedef float32x4_t kd_vf;
 typedef uint32x4_t kd_vm;
@@ -67,15 +68,14 @@ static inline void kd_store_part(float *p, size_t k, kd_vm m, kd_vf v) {
  * p[i * ld]. Nothing else is read or written. AdvSIMD has no gather or
  * scatter: one lane at a time. */
 static inline kd_vf kd_gather(const float *p, size_t ld, size_t k) {
-  float b[KD_LANES] = {0};
-  for (size_t i = 0; i < k; i++) b[i] = p[i * ld];
+  float b[KD_LANES];
+  kd_lanes_from(p, ld, k, b);
   return vld1q_f32(b);
 }
 static inline void kd_scatter(float *p, size_t ld, unsigned bits, kd_vf v) {
   float b[KD_LANES];
   vst1q_f32(b, v);
-  for (size_t i = 0; i < KD_LANES; i++)
-    if (bits >> i & 1) p[i * ld] = b[i];
+  kd_lanes_to(p, ld, bits, b);
 }
 
 static inline kd_vf kd_add(kd_vf a, kd_vf b) { return vaddq_f32(a, b); }

@@ -142,17 +142,9 @@ void kd_f32_ceshort_scalar(const kd_ce_short *a, size_t m, float *loss, unsigned
     row.q_sum = (float)sums.q;
     row.qw_sum = (float)sums.qw;
     row.qu_sum = (float)sums.qu;
-    int dominant = zs < 2.0;
     kd_grad_stats st;
-    kd_f32_cegrad_scalar(n, es, et, g, &row, dominant ? argmax : n, &st);
-    float max_abs = st.max_abs;
-    if (dominant) {
-      g[argmax] = (float)-st.others;
-      max_abs = fabsf(g[argmax]) > max_abs ? fabsf(g[argmax]) : max_abs;
-    }
-    float size = fabsf(row.grad_scale) * sums.u_size * row.q_sum;
-    size = st.max_err > size ? st.max_err : size;
-    if (size > KD_COND_LIMIT * max_abs) {
+    kd_f32_cegrad_scalar(n, es, et, g, &row, zs < 2.0 ? argmax : n, &st);
+    if (kd_ce_grad_redo(g, zs < 2.0, argmax, &st, &sums, &row)) {
       flag[i] = KD_ROW_F64;
       continue;
     }
