@@ -209,8 +209,7 @@ static void ce_ill_conditioned(void **state) {
 /* Short rows (src/kernels.h: up to KD_SHORT_COLS = 64 classes, one row per
  * lane): 37 rows, a multiple of no lane count, at widths up to past the
  * limit, with every kind of input, temperature, in place and not. Under
- * KDLOSS_TEST_THREADS every row is a chunk of its own, and tk_run compares
- * it bit for bit with the serial call, where rows share vectors. */
+ * KDLOSS_TEST_THREADS every row is a chunk, and so a group, of its own. */
 static void ce_short_rows(void **state) {
   (void)state;
   static const size_t cols[] = {1, 2, 3, 4, 5, 7, 8, 9, 10, 15, 16, 17, 20, 31, 32, 33, 47, 63, 64, 65};
@@ -236,7 +235,9 @@ static void ce_short_rows(void **state) {
 }
 
 /* A short row's gradient is the same bits whichever rows share its vector:
- * the rows rotated by one give every row's gradient unchanged. */
+ * the rows rotated by one (each row in another lane, among other rows, the
+ * last one moved from a partial group to a full one) give every row's
+ * gradient unchanged. */
 static void ce_short_rows_independent(void **state) {
   (void)state;
   enum { ROWS = 37, MAXC = 65 };
