@@ -409,9 +409,9 @@ static void msegrad_body(const kd_kernels *simd, const kd_kernels *scalar, row_c
  * rounded at. 0 for a row with no finite distribution. */
 static double row_terms(size_t n, const float *s, const float *t, float temperature) {
   double ms = -INFINITY, mt = -INFINITY, zs = 0.0, zt = 0.0, sum = 0.0;
-  for (size_t j = 0; j < n; j++) {
-    ms = fmax(ms, s[j]);
-    mt = fmax(mt, t[j]);
+  for (size_t j = 0; j < n; j++) { /* ternaries: aarch64 gcc 12 -O3 ICEs on fmax here */
+    ms = s[j] > ms ? s[j] : ms;
+    mt = t[j] > mt ? t[j] : mt;
   }
   for (size_t j = 0; j < n; j++) {
     zs += exp((s[j] - ms) / temperature);
@@ -467,8 +467,8 @@ static void ceshort_case(const kd_kernels *simd, const kd_kernels *scalar, where
       /* q_j itself may differ by a few ulp (the SIMD kernel sums zs in float):
        * the loss moves by sum_j r_j dq_j / (q_j + eps) <= TK_K_ELEM_REL. */
       near_enough(&at, "loss", h, loss[1][h], loss[0][h], TK_K_SUM_REL * terms + TK_K_ELEM_REL);
-      double max_abs = 0.0;
-      for (size_t j = 0; j < n; j++) max_abs = fmax(max_abs, fabsf(want[j]));
+      float max_abs = 0.0f;
+      for (size_t j = 0; j < n; j++) max_abs = fabsf(want[j]) > max_abs ? fabsf(want[j]) : max_abs;
       for (size_t j = 0; j < n; j++)
         near_enough(&at, "grad", h * ld + j, got[j], want[j],
                     TK_K_SUM_REL * max_abs + TK_K_ELEM_ABS);
