@@ -168,9 +168,10 @@ static inline kd_ce_grad_lanes kd_ce_grad_lanes_of(const kd_ce_row *row) {
 
 /* One vector of pass 3b: the signed q and w-or-u into *q_out, *v_out; adds
  * to the four sums and to the u_size maximum in lanes m. */
-static inline void kd_cestats_vec(kd_vf x, kd_vf y, kd_vf e_s, kd_vf e_t, const kd_ce_stats_lanes *c,
-                                  kd_vm m, kd_vf *q_out, kd_vf *v_out, kd_vf *f, kd_vf *fq,
-                                  kd_vf *fqw, kd_vf *fqu, kd_vf *u_size) {
+static inline void kd_cestats_vec(kd_vf x, kd_vf y, kd_vf e_s, kd_vf e_t,
+                                  const kd_ce_stats_lanes *c, kd_vm m, kd_vf *q_out,
+                                  kd_vf *v_out, kd_vf *f, kd_vf *fq, kd_vf *fqw, kd_vf *fqu,
+                                  kd_vf *u_size) {
   const kd_vf eps = kd_set1(KD_EPS);
   kd_vf q = kd_mul(e_s, c->inv_zs);
   kd_vf r = kd_mul(e_t, c->inv_zt);

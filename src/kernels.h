@@ -175,6 +175,8 @@ typedef double (*kd_msegrad_fn)(size_t n, const float *s, const float *t,
  * arithmetic when it spans a vector or two. Every step is lane-wise, so a
  * row's result does not depend on which rows share its vector. Sums run in
  * float (a row is shorter than KD_BLOCK: the SIMD passes' own scheme).
+ * Up to 64 classes: wider, the per-row passes are as fast on AVX2 (AVX-512
+ * would still gain up to ~90 classes, by 15% at most; docs/design.md).
  */
 #define KD_SHORT_COLS 64
 #define KD_SHORT_ROWS 64

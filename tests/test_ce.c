@@ -212,7 +212,8 @@ static void ce_ill_conditioned(void **state) {
  * KDLOSS_TEST_THREADS every row is a chunk, and so a group, of its own. */
 static void ce_short_rows(void **state) {
   (void)state;
-  static const size_t cols[] = {1, 2, 3, 4, 5, 7, 8, 9, 10, 15, 16, 17, 20, 31, 32, 33, 47, 63, 64, 65};
+  static const size_t cols[] = {1,  2,  3,  4,  5,  7,  8,  9,  10, 15,
+                                16, 17, 20, 31, 32, 33, 47, 63, 64, 65};
   for (size_t k = 0; k < TK_COUNT(cols); k++)
     for (int in = 0; in < TK_INPUTS_COUNT; in++) {
       tk_case c = tk_default(KD_CROSS_ENTROPY, 37, cols[k]);
@@ -306,7 +307,8 @@ int main(void) {
       cmocka_unit_test(ce_offsets),     cmocka_unit_test(ce_identical),   cmocka_unit_test(ce_gaps),
       cmocka_unit_test(ce_masked),      cmocka_unit_test(ce_peaked),
       cmocka_unit_test(ce_ill_conditioned), cmocka_unit_test(ce_factors),
-      cmocka_unit_test(ce_short_rows),  cmocka_unit_test(ce_short_rows_independent),     cmocka_unit_test(ce_random_sweep),
+      cmocka_unit_test(ce_short_rows),  cmocka_unit_test(ce_short_rows_independent),
+      cmocka_unit_test(ce_random_sweep),
   };
   tk_isa_runs r = tk_isa_runs_start("ce");
   while (tk_isa_next(&r))

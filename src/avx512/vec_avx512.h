@@ -57,8 +57,8 @@ static inline void kd_store_part(float *p, size_t k, kd_vm m, kd_vf v) {
  * p[i * ld]. Nothing else is read or written. Hardware gathers and scatters
  * while the offsets fit their 32-bit indices, one lane at a time beyond. */
 static inline __m512i kd_lane_offsets(size_t ld) {
-  return _mm512_mullo_epi32(_mm512_set1_epi32((int)ld),
-                            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  return _mm512_mullo_epi32(_mm512_set1_epi32((int)ld), lane);
 }
 static inline kd_vf kd_gather(const float *p, size_t ld, size_t k) {
   if (ld <= INT32_MAX / KD_LANES)
