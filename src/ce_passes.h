@@ -144,20 +144,42 @@ double KD_FN(celoss)(size_t n, const float *es, const float *et, const kd_ce_row
   return sum;
 }
 
+/* The per-row constants of passes 3b and 4 as vectors: the same value in
+ * every lane (one row across the lanes, here), or one row per lane
+ * (src/ce_short_passes.h). */
+typedef struct kd_ce_stats_lanes {
+  kd_vf inv_zs, inv_zt, max_gap, max_gap_lo, inv_temp, log_zs_zt;
+} kd_ce_stats_lanes;
+typedef struct kd_ce_grad_lanes {
+  kd_vf q_sum, qw_sum, qu_sum, grad_scale;
+} kd_ce_grad_lanes;
+
+static inline kd_ce_stats_lanes kd_ce_stats_lanes_of(const kd_ce_row *row) {
+  kd_ce_stats_lanes c = {kd_set1(row->inv_zs),     kd_set1(row->inv_zt),
+                         kd_set1(row->max_gap),    kd_set1(row->max_gap_lo),
+                         kd_set1(row->inv_temp),   kd_set1(row->log_zs_zt)};
+  return c;
+}
+static inline kd_ce_grad_lanes kd_ce_grad_lanes_of(const kd_ce_row *row) {
+  kd_ce_grad_lanes c = {kd_set1(row->q_sum), kd_set1(row->qw_sum), kd_set1(row->qu_sum),
+                        kd_set1(row->grad_scale)};
+  return c;
+}
+
 /* One vector of pass 3b: the signed q and w-or-u into *q_out, *v_out; adds
  * to the four sums and to the u_size maximum in lanes m. */
-static inline void kd_cestats_vec(kd_vf x, kd_vf y, kd_vf e_s, kd_vf e_t, const kd_ce_row *row,
-                                  kd_vm m, kd_vf *q_out, kd_vf *v_out, kd_vf *f, kd_vf *fq,
-                                  kd_vf *fqw, kd_vf *fqu, kd_vf *u_size) {
+static inline void kd_cestats_vec(kd_vf x, kd_vf y, kd_vf e_s, kd_vf e_t,
+                                  const kd_ce_stats_lanes *c, kd_vm m, kd_vf *q_out,
+                                  kd_vf *v_out, kd_vf *f, kd_vf *fq, kd_vf *fqw, kd_vf *fqu,
+                                  kd_vf *u_size) {
   const kd_vf eps = kd_set1(KD_EPS);
-  kd_vf q = kd_mul(e_s, kd_set1(row->inv_zs));
-  kd_vf r = kd_mul(e_t, kd_set1(row->inv_zt));
+  kd_vf q = kd_mul(e_s, c->inv_zs);
+  kd_vf r = kd_mul(e_t, c->inv_zt);
   /* t_j - s_j as a TwoSum pair: exact at any offset between the two. */
   kd_vf a = kd_sub(y, x), bb = kd_sub(a, y);
   kd_vf a_lo = kd_add(kd_sub(y, kd_sub(a, bb)), kd_sub(kd_neg(x), bb));
-  kd_vf d = kd_fmadd(kd_add(kd_sub(a, kd_set1(row->max_gap)),
-                            kd_sub(a_lo, kd_set1(row->max_gap_lo))),
-                     kd_set1(row->inv_temp), kd_set1(row->log_zs_zt));
+  kd_vf d = kd_fmadd(kd_add(kd_sub(a, c->max_gap), kd_sub(a_lo, c->max_gap_lo)), c->inv_temp,
+                     c->log_zs_zt);
   /* The scalar ternary as a select: the polynomial of NaN or +-inf (masked
    * classes, lanes past n) is computed but never chosen. */
   kd_vm band = kd_lt(kd_abs(d), kd_set1(KD_EXPM1_BAND));
@@ -180,6 +202,7 @@ static inline void kd_cestats_vec(kd_vf x, kd_vf y, kd_vf e_s, kd_vf e_t, const 
 
 double KD_FN(cestats)(size_t n, const float *s, const float *t, float *es_q, float *et_v,
                       const kd_ce_row *row, kd_ce_sums *sums) {
+  const kd_ce_stats_lanes c = kd_ce_stats_lanes_of(row);
   double sum = 0.0, dq = 0.0, dqw = 0.0, dqu = 0.0;
   kd_vf u_size = kd_zero();
   for (size_t j = 0; j < n;) {
@@ -190,7 +213,7 @@ double KD_FN(cestats)(size_t n, const float *s, const float *t, float *es_q, flo
       for (int k = 0; k < KD_CE_U; k++) {
         size_t i = j + k * KD_LANES;
         kd_cestats_vec(kd_load(s + i), kd_load(t + i), kd_load(es_q + i), kd_load(et_v + i),
-                       row, kd_all(), &q, &v, &f[k], &fq[k], &fqw[k], &fqu[k], &u_size);
+                       &c, kd_all(), &q, &v, &f[k], &fq[k], &fqw[k], &fqu[k], &u_size);
         kd_store(es_q + i, q);
         kd_store(et_v + i, v);
       }
@@ -199,7 +222,7 @@ double KD_FN(cestats)(size_t n, const float *s, const float *t, float *es_q, flo
       size_t k = end - j;
       kd_vm m = kd_tail(k);
       kd_cestats_vec(kd_load_part(s + j, k, m), kd_load_part(t + j, k, m),
-                     kd_load_part(es_q + j, k, m), kd_load_part(et_v + j, k, m), row, m, &q,
+                     kd_load_part(es_q + j, k, m), kd_load_part(et_v + j, k, m), &c, m, &q,
                      &v, &f[0], &fq[0], &fqw[0], &fqu[0], &u_size);
       kd_store_part(es_q + j, k, m, q);
       kd_store_part(et_v + j, k, m, v);
@@ -218,23 +241,22 @@ double KD_FN(cestats)(size_t n, const float *s, const float *t, float *es_q, flo
 
 /* One vector of pass 4: the sign of q_signed picks the form; *e gets the size
  * of the terms the bracket cancels from, scaled like the gradient. */
-static inline kd_vf kd_cegrad_vec(kd_vf q_signed, kd_vf v, const kd_ce_row *row, kd_vf *e) {
-  kd_vf qs = kd_set1(row->q_sum);
-  kd_vf b_u = kd_fmsub(v, qs, kd_set1(row->qu_sum));
-  kd_vf b_w = kd_fnmadd(v, qs, kd_set1(row->qw_sum));
+static inline kd_vf kd_cegrad_vec(kd_vf q_signed, kd_vf v, const kd_ce_grad_lanes *c, kd_vf *e) {
+  kd_vf b_u = kd_fmsub(v, c->q_sum, c->qu_sum);
+  kd_vf b_w = kd_fnmadd(v, c->q_sum, c->qw_sum);
   kd_vf b = kd_select_sign(q_signed, b_u, b_w);
-  kd_vf sum = kd_select_sign(q_signed, kd_set1(fabsf(row->qu_sum)), kd_set1(fabsf(row->qw_sum)));
-  kd_vf size = kd_fmadd(kd_abs(v), qs, sum);
+  kd_vf sum = kd_select_sign(q_signed, kd_abs(c->qu_sum), kd_abs(c->qw_sum));
+  kd_vf size = kd_fmadd(kd_abs(v), c->q_sum, sum);
   kd_vf q = kd_abs(q_signed);
-  *e = kd_mul(kd_mul(kd_set1(fabsf(row->grad_scale)), q), size);
-  return kd_mul(kd_mul(kd_set1(row->grad_scale), q), b);
+  *e = kd_mul(kd_mul(kd_abs(c->grad_scale), q), size);
+  return kd_mul(kd_mul(c->grad_scale, q), b);
 }
 
 void KD_FN(cegrad)(size_t n, const float *q_signed, const float *v, float *grad,
-                   const kd_ce_row *row_in, size_t skip, kd_grad_stats *stats) {
-  /* A local copy of *row: grad is a float * and could alias its float fields,
-   * so without it every field is reloaded after every store. */
-  const kd_ce_row row_copy = *row_in, *row = &row_copy;
+                   const kd_ce_row *row, size_t skip, kd_grad_stats *stats) {
+  /* The row's constants as local vectors: grad is a float * and could alias
+   * *row's float fields, so reading them there reloads them after every store. */
+  const kd_ce_grad_lanes c = kd_ce_grad_lanes_of(row);
   double others = 0.0;
   /* Both maxima start at 0 and take values >= 0, as kd_max_m asks. */
   kd_vf max_abs = kd_zero(), max_err = kd_zero();
@@ -245,7 +267,7 @@ void KD_FN(cegrad)(size_t n, const float *q_signed, const float *v, float *grad,
     for (; j + KD_CE_STEP <= end; j += KD_CE_STEP) {
       for (int k = 0; k < KD_CE_U; k++) {
         size_t i = j + k * KD_LANES;
-        kd_vf g = kd_cegrad_vec(kd_load(q_signed + i), kd_load(v + i), row, &e);
+        kd_vf g = kd_cegrad_vec(kd_load(q_signed + i), kd_load(v + i), &c, &e);
         kd_store(grad + i, g);
         kd_vm keep = kd_all_but(skip - i); /* skip < i wraps to "every lane" */
         f[k] = kd_add_m(f[k], keep, g);
@@ -256,7 +278,7 @@ void KD_FN(cegrad)(size_t n, const float *q_signed, const float *v, float *grad,
     for (; j < end; j += KD_LANES) {
       kd_vm m = kd_tail(end - j);
       kd_vf g = kd_cegrad_vec(kd_load_part(q_signed + j, end - j, m),
-                              kd_load_part(v + j, end - j, m), row, &e);
+                              kd_load_part(v + j, end - j, m), &c, &e);
       kd_store_part(grad + j, end - j, m, g);
       kd_vm keep = kd_mand(m, kd_all_but(skip - j));
       f[0] = kd_add_m(f[0], keep, g);

@@ -16,6 +16,7 @@
       .celoss = kd_f32_celoss_##name,                                                \
       .cestats = kd_f32_cestats_##name,                                              \
       .cegrad = kd_f32_cegrad_##name,                                                \
+      .ceshort = kd_f32_ceshort_##name,                                              \
       .mse = kd_f32_mse_##name,                                                      \
       .msegrad = kd_f32_msegrad_##name,                                              \
   };

@@ -185,6 +185,34 @@ static int spread_overflows(size_t n, const float *x, float x_max) {
   return 0;
 }
 
+/* Cross-entropy over short rows (kernels.h), rows [i0, i1): the kernel takes
+ * KD_SHORT_ROWS rows a call; the rows it leaves to double are redone here,
+ * and the rows are summed in order, as ce_rows does. */
+static kd_status ce_rows_short(const kd_kernels *k, const request *r, size_t i0, size_t i1,
+                               double grad_scale, double *acc) {
+  kd_ce_short a = {r->cols, NULL, NULL, r->lds, r->ldt, NULL, r->ldg,
+                   1.0f / r->temperature, (float)grad_scale, r->temperature > 1.0f};
+  double total = 0.0;
+  for (size_t i = i0; i < i1; i += KD_SHORT_ROWS) {
+    size_t m = i1 - i < KD_SHORT_ROWS ? i1 - i : KD_SHORT_ROWS;
+    float loss[KD_SHORT_ROWS];
+    unsigned char flag[KD_SHORT_ROWS];
+    a.s = r->s + i * r->lds;
+    a.t = r->t + i * r->ldt;
+    a.grad = r->grad ? r->grad + i * r->ldg : NULL;
+    k->ceshort(&a, m, loss, flag);
+    for (size_t h = 0; h < m; h++) {
+      if (flag[h] == KD_ROW_NONFINITE) return KD_ERR_NONFINITE;
+      total += flag[h] == KD_ROW_OK
+                   ? loss[h]
+                   : ce_row_f64(r->cols, a.s + h * r->lds, a.t + h * r->ldt, r->temperature,
+                                grad_scale, a.grad ? a.grad + h * r->ldg : NULL);
+    }
+  }
+  *acc = total;
+  return KD_OK;
+}
+
 /* Cross-entropy, rows [i0, i1): sum over rows of sum_j r_j log(q_j + 1e-5),
  * and the gradient. es: scratch of 2*cols floats. */
 static kd_status ce_rows(const kd_kernels *k, const request *r, size_t i0, size_t i1, float *es,
@@ -199,6 +227,7 @@ static kd_status ce_rows(const kd_kernels *k, const request *r, size_t i0, size_
    * and a temperature above 1 (only then can an overflowed shift matter). */
   int tiny_scale = r->grad && scale_below(grad_scale, KD_CE_SCALE_LEAST);
   int hot = r->temperature > 1.0f;
+  if (r->cols <= KD_SHORT_COLS && !tiny_scale) return ce_rows_short(k, r, i0, i1, grad_scale, acc);
   double total = 0.0;
   for (size_t i = i0; i < i1; i++) {
     const float *s = r->s + i * r->lds, *t = r->t + i * r->ldt;
@@ -247,14 +276,7 @@ static kd_status ce_rows(const kd_kernels *k, const request *r, size_t i0, size_
     float *g = r->grad + i * r->ldg, *out = g == s ? et : g;
     kd_grad_stats st;
     k->cegrad(r->cols, es, et, out, &row, dominant ? argmax : r->cols, &st);
-    float max_abs = st.max_abs;
-    if (dominant) {
-      out[argmax] = (float)-st.others;
-      max_abs = fabsf(out[argmax]) > max_abs ? fabsf(out[argmax]) : max_abs;
-    }
-    float size = fabsf(row.grad_scale) * sums.u_size * row.q_sum;
-    size = st.max_err > size ? st.max_err : size;
-    if (size > KD_COND_LIMIT * max_abs)
+    if (kd_ce_grad_redo(out, dominant, argmax, &st, &sums, &row))
       ce_row_f64(r->cols, s, t, r->temperature, grad_scale, g);
     else if (out != g)
       memcpy(g, out, r->cols * sizeof *g);

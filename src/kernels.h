@@ -58,6 +58,7 @@
 #ifndef KD_KERNELS_H
 #define KD_KERNELS_H
 
+#include <math.h>
 #include <stddef.h>
 #include "kdloss.h"
 
@@ -145,11 +146,58 @@ typedef struct kd_grad_stats {
  * until the row is known to be well conditioned). */
 typedef void (*kd_cegrad_fn)(size_t n, const float *q_signed, const float *v, float *grad,
                              const kd_ce_row *row, size_t skip, kd_grad_stats *stats);
+/* The row loop's last step on a gradient row g from pass 4: when dominant
+ * (zs < 2), the most probable class gets minus the sum of the others; then
+ * the conditioning check. Nonzero: the row must be redone in double. */
+static inline int kd_ce_grad_redo(float *g, int dominant, size_t argmax, const kd_grad_stats *st,
+                                  const kd_ce_sums *sums, const kd_ce_row *row) {
+  float max_abs = st->max_abs;
+  if (dominant) {
+    g[argmax] = (float)-st->others;
+    max_abs = fabsf(g[argmax]) > max_abs ? fabsf(g[argmax]) : max_abs;
+  }
+  float size = fabsf(row->grad_scale) * sums->u_size * row->q_sum;
+  size = st->max_err > size ? st->max_err : size;
+  return size > KD_COND_LIMIT * max_abs;
+}
 /* MSE: sum_j (s_j - t_j)^2. */
 typedef double (*kd_mse_fn)(size_t n, const float *s, const float *t);
 /* MSE: the same sum, and grad_j = scale * (s_j - t_j) (grad may be s). */
 typedef double (*kd_msegrad_fn)(size_t n, const float *s, const float *t,
                                 float scale, float *grad);
+
+/*
+ * Short rows, n <= KD_SHORT_COLS (src/ce_short_passes.h): one call covers up
+ * to KD_SHORT_ROWS rows, KD_LANES of them at a time, one row per lane. The
+ * passes above run fused over a stack copy of the rows' columns, each row's
+ * maxima, sums and flags held per lane: no per-row call, scratch round trip,
+ * horizontal reduction or double sum, which cost more than the row's
+ * arithmetic when it spans a vector or two. Every step is lane-wise, so a
+ * row's result does not depend on which rows share its vector. Sums run in
+ * float (a row is shorter than KD_BLOCK: the SIMD passes' own scheme).
+ * Up to 64 classes: wider, the per-row passes are as fast on AVX2 (AVX-512
+ * would still gain up to ~90 classes, by 15% at most; docs/design.md).
+ */
+#define KD_SHORT_COLS 64
+#define KD_SHORT_ROWS 64
+typedef struct kd_ce_short {
+  size_t n;            /* classes per row */
+  const float *s, *t;  /* row 0 of the call */
+  size_t lds, ldt;
+  float *grad;         /* row 0's gradient, or NULL for the loss only; may be s */
+  size_t ldg;
+  float inv_temp, grad_scale;
+  int hot;             /* T > 1 (kdloss.c: only then can a shift overflow) */
+} kd_ce_short;
+/* What the short kernel says of each row. OK: loss[i] is the row's sum and
+ * its gradient is written. NONFINITE: a NaN or +inf, or a side entirely
+ * -inf. F64: the row loop must redo it in double (a gap between the maxima
+ * beyond FLT_MAX; T > 1 with a maximum above 1e31, where the spread may
+ * overflow; or a gradient that cancels beyond KD_COND_LIMIT). Only OK rows
+ * have their gradient written, so in place the student of the others survives. */
+enum { KD_ROW_OK, KD_ROW_NONFINITE, KD_ROW_F64 };
+typedef void (*kd_ceshort_fn)(const kd_ce_short *a, size_t m, float *loss,
+                              unsigned char *flag);
 
 typedef struct kd_kernels {
   kd_isa isa;
@@ -158,6 +206,7 @@ typedef struct kd_kernels {
   kd_celoss_fn celoss;
   kd_cestats_fn cestats;
   kd_cegrad_fn cegrad;
+  kd_ceshort_fn ceshort;
   kd_mse_fn mse;
   kd_msegrad_fn msegrad;
 } kd_kernels;
@@ -171,6 +220,7 @@ typedef struct kd_kernels {
                               float *, const kd_ce_row *, kd_ce_sums *);             \
   void kd_f32_cegrad_##isa(size_t, const float *, const float *, float *,           \
                            const kd_ce_row *, size_t, kd_grad_stats *);             \
+  void kd_f32_ceshort_##isa(const kd_ce_short *, size_t, float *, unsigned char *); \
   double kd_f32_mse_##isa(size_t, const float *, const float *);                    \
   double kd_f32_msegrad_##isa(size_t, const float *, const float *, float, float *);
 

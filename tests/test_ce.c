@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 #include <cmocka.h>
 
 #include "tester.h"
@@ -205,6 +206,66 @@ static void ce_ill_conditioned(void **state) {
   }
 }
 
+/* Short rows (src/kernels.h: up to KD_SHORT_COLS = 64 classes, one row per
+ * lane): 37 rows, a multiple of no lane count, at widths up to past the
+ * limit, with every kind of input, temperature, in place and not. Under
+ * KDLOSS_TEST_THREADS every row is a chunk, and so a group, of its own. */
+static void ce_short_rows(void **state) {
+  (void)state;
+  static const size_t cols[] = {1,  2,  3,  4,  5,  7,  8,  9,  10, 15,
+                                16, 17, 20, 31, 32, 33, 47, 63, 64, 65};
+  for (size_t k = 0; k < TK_COUNT(cols); k++)
+    for (int in = 0; in < TK_INPUTS_COUNT; in++) {
+      tk_case c = tk_default(KD_CROSS_ENTROPY, 37, cols[k]);
+      c.inputs = (tk_inputs)in;
+      c.temperature = temperatures[(k + (size_t)in) % NTEMPS];
+      c.in_place = (int)((k + (size_t)in) % 2);
+      c.seed = 1400 + k * 16 + (uint64_t)in;
+      tk_run(&c);
+    }
+  /* Ill-conditioned rows among well-conditioned ones: the double path per row. */
+  for (size_t k = 0; k < TK_COUNT(cols); k++) {
+    tk_case c = tk_default(KD_CROSS_ENTROPY, 37, cols[k]);
+    c.inputs = k % 2 ? TK_TIED : TK_IDENTICAL;
+    c.scale = 0.01f;
+    c.temperature = k % 2 ? 1.0f : 100.0f;
+    c.in_place = (int)(k / 2 % 2);
+    c.seed = 1700 + k;
+    tk_run(&c);
+  }
+}
+
+/* A short row's gradient is the same bits whichever rows share its vector:
+ * the rows rotated by one (each row in another lane, among other rows, the
+ * last one moved from a partial group to a full one) give every row's
+ * gradient unchanged. */
+static void ce_short_rows_independent(void **state) {
+  (void)state;
+  enum { ROWS = 37, MAXC = 65 };
+  static float s[2][ROWS * MAXC], t[2][ROWS * MAXC], g[2][ROWS * MAXC];
+  for (size_t cols = 1; cols <= MAXC; cols += 4) {
+    uint64_t rng = 1800 + cols;
+    for (size_t i = 0; i < ROWS * cols; i++) {
+      s[0][i] = (float)(3.0 * tk_normal(&rng));
+      t[0][i] = (float)(3.0 * tk_normal(&rng));
+    }
+    for (size_t i = 0; i < ROWS; i++) {
+      size_t to = (i + 1) % ROWS;
+      memcpy(s[1] + to * cols, s[0] + i * cols, cols * sizeof(float));
+      memcpy(t[1] + to * cols, t[0] + i * cols, cols * sizeof(float));
+    }
+    float loss[2];
+    for (int k = 0; k < 2; k++)
+      assert_int_equal(kd_loss_grad_f32(KD_CROSS_ENTROPY, 1.0f, 2.0f, ROWS, cols, s[k], cols,
+                                        t[k], cols, &loss[k], g[k], cols),
+                       KD_OK);
+    for (size_t i = 0; i < ROWS; i++)
+      if (memcmp(g[0] + i * cols, g[1] + (i + 1) % ROWS * cols, cols * sizeof(float)) != 0)
+        fail_msg("isa %s, cols %zu: row %zu's gradient changed when moved to row %zu",
+                 kd_isa_name(kd_get_isa()), cols, i, (i + 1) % ROWS);
+  }
+}
+
 static void ce_factors(void **state) {
   (void)state;
   static const float factors[] = {0.0f, 1.0f, -1.0f, 2.5f, 1e-3f, 1e4f};
@@ -245,7 +306,9 @@ int main(void) {
       cmocka_unit_test(ce_temperatures), cmocka_unit_test(ce_shifted),
       cmocka_unit_test(ce_offsets),     cmocka_unit_test(ce_identical),   cmocka_unit_test(ce_gaps),
       cmocka_unit_test(ce_masked),      cmocka_unit_test(ce_peaked),
-      cmocka_unit_test(ce_ill_conditioned), cmocka_unit_test(ce_factors),     cmocka_unit_test(ce_random_sweep),
+      cmocka_unit_test(ce_ill_conditioned), cmocka_unit_test(ce_factors),
+      cmocka_unit_test(ce_short_rows),  cmocka_unit_test(ce_short_rows_independent),
+      cmocka_unit_test(ce_random_sweep),
   };
   tk_isa_runs r = tk_isa_runs_start("ce");
   while (tk_isa_next(&r))

@@ -63,12 +63,27 @@ static void nonfinite_every_position(void **state) {
     expect_nonfinite(KD_MSE, 2, cols, 0, cols - 1, (int)(cols & 1), -INFINITY);
 }
 
+/* Short cross-entropy rows share vectors (src/kernels.h): one bad row among
+ * 37, first, last or inside a group of any lane count, at every width up to
+ * past the short-row limit. */
+static void nonfinite_one_row_of_many(void **state) {
+  (void)state;
+  static const size_t cols[] = {1, 2, 3, 10, 17, 33, 64, 65};
+  static const size_t rows[] = {0, 3, 15, 16, 20, 36};
+  for (size_t k = 0; k < TK_COUNT(cols); k++)
+    for (size_t r = 0; r < TK_COUNT(rows); r++) {
+      expect_nonfinite(KD_CROSS_ENTROPY, 37, cols[k], rows[r], cols[k] - 1, (int)(r & 1), NAN);
+      expect_nonfinite(KD_CROSS_ENTROPY, 37, cols[k], rows[r], 0, (int)(~r & 1), INFINITY);
+    }
+}
+
 /* A cross-entropy row entirely -inf has no distribution. */
 static void ce_all_masked_row(void **state) {
   (void)state;
-  for (size_t cols = 1; cols <= 40; cols += 3) {
+  for (size_t cols = 1; cols <= 70; cols += 3) {
     for (int in_teacher = 0; in_teacher < 2; in_teacher++) {
-      size_t rows = 3, n = rows * cols;
+      /* 3 rows, or 37 (rows sharing vectors: kernels.h, short rows) */
+      size_t rows = cols % 2 ? 3 : 37, n = rows * cols;
       float *s = tk_malloc(n * sizeof(float)), *t = tk_malloc(n * sizeof(float));
       fill_random(s, n, cols);
       fill_random(t, n, cols + 1);
@@ -91,6 +106,7 @@ static void ce_all_masked_row(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(nonfinite_every_position),
+      cmocka_unit_test(nonfinite_one_row_of_many),
       cmocka_unit_test(ce_all_masked_row),
   };
   tk_isa_runs r = tk_isa_runs_start("errors");

@@ -405,6 +405,114 @@ static void msegrad_body(const kd_kernels *simd, const kd_kernels *scalar, row_c
   }
 }
 
+/* sum_j |r_j log(q_j + eps)| of one row in double: what a row's loss sum is
+ * rounded at. 0 for a row with no finite distribution. */
+static double row_terms(size_t n, const float *s, const float *t, float temperature) {
+  double ms = -INFINITY, mt = -INFINITY, zs = 0.0, zt = 0.0, sum = 0.0;
+  for (size_t j = 0; j < n; j++) { /* ternaries: aarch64 gcc 12 -O3 ICEs on fmax here */
+    ms = s[j] > ms ? s[j] : ms;
+    mt = t[j] > mt ? t[j] : mt;
+  }
+  for (size_t j = 0; j < n; j++) {
+    zs += exp((s[j] - ms) / temperature);
+    zt += exp((t[j] - mt) / temperature);
+  }
+  for (size_t j = 0; j < n; j++) {
+    double q = exp((s[j] - ms) / temperature) / zs, r = exp((t[j] - mt) / temperature) / zt;
+    sum += fabs(r * log(q + KD_EPS));
+  }
+  return isfinite(sum) ? sum : 0.0;
+}
+
+/* The short-row kernel (kernels.h): m rows of n classes, one row per lane,
+ * each row of its own kind of inputs (a group mixes them, NONFINITE rows
+ * among them), leading dimension n + pad, out of place and in place. The
+ * flags must agree with the scalar kernel's; an OK row's loss and gradient
+ * must be within the passes' bounds of it; the rows not OK, the padding
+ * and everything around the matrix must be left as they were. */
+static void ceshort_case(const kd_kernels *simd, const kd_kernels *scalar, where at, size_t m,
+                         size_t pad, int in_place) {
+  size_t n = at.n, ld = n + pad, floats = (m - 1) * ld + n;
+  float *s = malloc(floats * sizeof(float)), *t = malloc(floats * sizeof(float));
+  assert_true(s && t);
+  float temperature = at.seed % 2 ? 2.0f : 0.7f;
+  for (size_t h = 0; h < m; h++) {
+    row_case r;
+    memset(&r, 0, sizeof r);
+    r.at = at;
+    r.at.seed = at.seed + 7919 * h;
+    r.s = s + h * ld;
+    r.t = t + h * ld;
+    fill(&r, (row_inputs)((h + n) % ROW_INPUTS_COUNT));
+  }
+  const kd_kernels *k[2] = {scalar, simd};
+  guarded g[2], sv[2];
+  float loss[2][KD_SHORT_ROWS];
+  unsigned char flag[2][KD_SHORT_ROWS];
+  for (int i = 0; i < 2; i++) {
+    sv[i] = guarded_copy(s, floats, at.misalign);
+    g[i] = in_place ? sv[i] : guarded_new(floats, at.misalign);
+    kd_ce_short a = {n, sv[i].p, t, ld, ld, g[i].p, ld, 1.0f / temperature,
+                     (float)(1.0 / ((double)m * temperature)), temperature > 1.0f};
+    k[i]->ceshort(&a, m, loss[i], flag[i]);
+  }
+  at.pass = in_place ? "ceshort (in place)" : "ceshort";
+  guards_intact(&at, "grad", &g[1]);
+  for (size_t h = 0; h < m; h++) {
+    near_enough(&at, "flag", h, flag[1][h], flag[0][h], 0.0);
+    float *got = g[1].p + h * ld, *want = g[0].p + h * ld;
+    const float *before = in_place ? s + h * ld : NULL;
+    if (flag[0][h] == KD_ROW_OK) {
+      double terms = row_terms(n, s + h * ld, t + h * ld, temperature);
+      /* q_j itself may differ by a few ulp (the SIMD kernel sums zs in float):
+       * the loss moves by sum_j r_j dq_j / (q_j + eps) <= TK_K_ELEM_REL. */
+      near_enough(&at, "loss", h, loss[1][h], loss[0][h], TK_K_SUM_REL * terms + TK_K_ELEM_REL);
+      float max_abs = 0.0f;
+      for (size_t j = 0; j < n; j++) max_abs = fabsf(want[j]) > max_abs ? fabsf(want[j]) : max_abs;
+      for (size_t j = 0; j < n; j++)
+        near_enough(&at, "grad", h * ld + j, got[j], want[j],
+                    TK_K_SUM_REL * max_abs + TK_K_ELEM_ABS);
+    } else {
+      for (size_t j = 0; j < n; j++)
+        if (before ? memcmp(got + j, before + j, sizeof(float)) != 0
+                   : memcmp(got + j, &sentinel, sizeof sentinel) != 0)
+          fail_at(&at, "grad of a row not OK written", h * ld + j, got[j], 0.0, 0.0);
+    }
+    for (size_t j = n; j < ld && h + 1 < m; j++)
+      if (before ? memcmp(got + j, before + j, sizeof(float)) != 0
+                 : memcmp(got + j, &sentinel, sizeof sentinel) != 0)
+        fail_at(&at, "padding written", h * ld + j, got[j], 0.0, 0.0);
+  }
+  for (int i = 0; i < 2; i++) {
+    free(sv[i].base);
+    if (!in_place) free(g[i].base);
+  }
+  free(s);
+  free(t);
+}
+
+static void test_ceshort(void **state) {
+  (void)state;
+  const kd_kernels *scalar = kd_kernels_for(KD_ISA_SCALAR);
+  assert_non_null(scalar);
+  for (size_t i = 0; i < COUNT(simd_isas); i++) {
+    const kd_kernels *simd = kd_kernels_for(simd_isas[i].isa);
+    if (!simd) continue;
+    size_t w = simd_isas[i].lanes;
+    const size_t ms[] = {1, w - 1, w, w + 1, 2 * w + 3, KD_SHORT_ROWS};
+    worst = 0.0;
+    for (size_t n = 1; n <= KD_SHORT_COLS; n++)
+      for (size_t k = 0; k < COUNT(ms); k++)
+        for (int variant = 0; variant < 4; variant++) {
+          where at = {"ceshort", kd_isa_name(simd_isas[i].isa), "mixed", n,
+                      (size_t)variant % 2, 5000 * n + 10 * k + (uint64_t)variant};
+          ceshort_case(simd, scalar, at, ms[k], variant % 2 ? 3 : 0, variant / 2);
+        }
+    printf("[ worst    ] ceshort/%s: error %.3g of tolerance\n", kd_isa_name(simd_isas[i].isa),
+           worst);
+  }
+}
+
 static void test_rmax2(void **state) { (void)state; for_each_case("rmax2", NONFINITE, rmax2_body); }
 static void test_expsum2(void **state) { (void)state; for_each_case("expsum2", TIED, expsum2_body); }
 static void test_celoss(void **state) { (void)state; for_each_case("celoss", TIED, celoss_body); }
@@ -422,7 +530,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_rmax2),   cmocka_unit_test(test_expsum2), cmocka_unit_test(test_celoss),
       cmocka_unit_test(test_cestats), cmocka_unit_test(test_cegrad),  cmocka_unit_test(test_mse),
-      cmocka_unit_test(test_msegrad),
+      cmocka_unit_test(test_msegrad), cmocka_unit_test(test_ceshort),
   };
   return cmocka_run_group_tests_name("kernels", tests, NULL, NULL);
 }

@@ -16,9 +16,11 @@
 #endif
 #include <immintrin.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define KD_VEC_ISA avx2
 #define KD_LANES 8
+#include "lanes.h"
 
 typedef __m256 kd_vf;
 typedef __m256 kd_vm;
@@ -57,6 +59,26 @@ static inline void kd_store_part(float *p, size_t k, kd_vm m, kd_vf v) {
   _mm256_maskstore_ps(p, _mm256_castps_si256(m), v);
 }
 
+/* Lane i < k gets p[i * ld], the others 0; lanes of bits get stored to
+ * p[i * ld]. Nothing else is read or written. A hardware gather while the
+ * offsets fit its 32-bit indices, one lane at a time beyond; AVX2 has no
+ * scatter. */
+static inline kd_vf kd_gather(const float *p, size_t ld, size_t k) {
+  if (ld <= INT32_MAX / KD_LANES) {
+    __m256i off = _mm256_mullo_epi32(_mm256_set1_epi32((int)ld),
+                                     _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    return _mm256_mask_i32gather_ps(_mm256_setzero_ps(), p, off, kd_tail(k), 4);
+  }
+  float b[KD_LANES];
+  kd_lanes_from(p, ld, k, b);
+  return _mm256_loadu_ps(b);
+}
+static inline void kd_scatter(float *p, size_t ld, unsigned bits, kd_vf v) {
+  float b[KD_LANES];
+  _mm256_storeu_ps(b, v);
+  kd_lanes_to(p, ld, bits, b);
+}
+
 static inline kd_vf kd_add(kd_vf a, kd_vf b) { return _mm256_add_ps(a, b); }
 static inline kd_vf kd_sub(kd_vf a, kd_vf b) { return _mm256_sub_ps(a, b); }
 static inline kd_vf kd_mul(kd_vf a, kd_vf b) { return _mm256_mul_ps(a, b); }
@@ -77,6 +99,7 @@ static inline kd_vm kd_eq(kd_vf a, kd_vf b) { return _mm256_cmp_ps(a, b, _CMP_EQ
 static inline kd_vm kd_not_lt(kd_vf a, kd_vf b) { return _mm256_cmp_ps(a, b, _CMP_NLT_UQ); }
 static inline kd_vm kd_mand(kd_vm a, kd_vm b) { return _mm256_and_ps(a, b); }
 static inline kd_vm kd_mor(kd_vm a, kd_vm b) { return _mm256_or_ps(a, b); }
+static inline kd_vm kd_mnot(kd_vm a) { return _mm256_xor_ps(a, kd_all()); }
 /* Bit i set where lane i is in m. */
 static inline unsigned kd_mbits(kd_vm m) { return (unsigned)_mm256_movemask_ps(m); }
 /* Where m: a, else b. Where the sign of s is set: a, else b. */

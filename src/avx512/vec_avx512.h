@@ -13,9 +13,11 @@
 #endif
 #include <immintrin.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define KD_VEC_ISA avx512
 #define KD_LANES 16
+#include "lanes.h"
 
 typedef __m512 kd_vf;
 typedef __mmask16 kd_vm;
@@ -51,6 +53,30 @@ static inline void kd_store_part(float *p, size_t k, kd_vm m, kd_vf v) {
   _mm512_mask_storeu_ps(p, m, v);
 }
 
+/* Lane i < k gets p[i * ld], the others 0; lanes of bits get stored to
+ * p[i * ld]. Nothing else is read or written. Hardware gathers and scatters
+ * while the offsets fit their 32-bit indices, one lane at a time beyond. */
+static inline __m512i kd_lane_offsets(size_t ld) {
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  return _mm512_mullo_epi32(_mm512_set1_epi32((int)ld), lane);
+}
+static inline kd_vf kd_gather(const float *p, size_t ld, size_t k) {
+  if (ld <= INT32_MAX / KD_LANES)
+    return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), kd_tail(k), kd_lane_offsets(ld), p, 4);
+  float b[KD_LANES];
+  kd_lanes_from(p, ld, k, b);
+  return _mm512_loadu_ps(b);
+}
+static inline void kd_scatter(float *p, size_t ld, unsigned bits, kd_vf v) {
+  if (ld <= INT32_MAX / KD_LANES) {
+    _mm512_mask_i32scatter_ps(p, (kd_vm)bits, kd_lane_offsets(ld), v, 4);
+    return;
+  }
+  float b[KD_LANES];
+  _mm512_storeu_ps(b, v);
+  kd_lanes_to(p, ld, bits, b);
+}
+
 static inline kd_vf kd_add(kd_vf a, kd_vf b) { return _mm512_add_ps(a, b); }
 static inline kd_vf kd_sub(kd_vf a, kd_vf b) { return _mm512_sub_ps(a, b); }
 static inline kd_vf kd_mul(kd_vf a, kd_vf b) { return _mm512_mul_ps(a, b); }
@@ -71,6 +97,7 @@ static inline kd_vm kd_eq(kd_vf a, kd_vf b) { return _mm512_cmp_ps_mask(a, b, _C
 static inline kd_vm kd_not_lt(kd_vf a, kd_vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_NLT_UQ); }
 static inline kd_vm kd_mand(kd_vm a, kd_vm b) { return a & b; }
 static inline kd_vm kd_mor(kd_vm a, kd_vm b) { return a | b; }
+static inline kd_vm kd_mnot(kd_vm a) { return (kd_vm)~a; }
 /* Bit i set where lane i is in m. */
 static inline unsigned kd_mbits(kd_vm m) { return m; }
 /* Where m: a, else b. Where the sign of s is set: a, else b. */

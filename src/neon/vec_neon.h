@@ -17,6 +17,7 @@
 
 #define KD_VEC_ISA neon
 #define KD_LANES 4
+#include "lanes.h"
 
 typedef float32x4_t kd_vf;
 typedef uint32x4_t kd_vm;
@@ -63,6 +64,20 @@ static inline void kd_store_part(float *p, size_t k, kd_vm m, kd_vf v) {
   memcpy(p, b, k * sizeof *b);
 }
 
+/* Lane i < k gets p[i * ld], the others 0; lanes of bits get stored to
+ * p[i * ld]. Nothing else is read or written. AdvSIMD has no gather or
+ * scatter: one lane at a time. */
+static inline kd_vf kd_gather(const float *p, size_t ld, size_t k) {
+  float b[KD_LANES];
+  kd_lanes_from(p, ld, k, b);
+  return vld1q_f32(b);
+}
+static inline void kd_scatter(float *p, size_t ld, unsigned bits, kd_vf v) {
+  float b[KD_LANES];
+  vst1q_f32(b, v);
+  kd_lanes_to(p, ld, bits, b);
+}
+
 static inline kd_vf kd_add(kd_vf a, kd_vf b) { return vaddq_f32(a, b); }
 static inline kd_vf kd_sub(kd_vf a, kd_vf b) { return vsubq_f32(a, b); }
 static inline kd_vf kd_mul(kd_vf a, kd_vf b) { return vmulq_f32(a, b); }
@@ -83,6 +98,7 @@ static inline kd_vm kd_eq(kd_vf a, kd_vf b) { return vceqq_f32(a, b); }
 static inline kd_vm kd_not_lt(kd_vf a, kd_vf b) { return vmvnq_u32(vcltq_f32(a, b)); }
 static inline kd_vm kd_mand(kd_vm a, kd_vm b) { return vandq_u32(a, b); }
 static inline kd_vm kd_mor(kd_vm a, kd_vm b) { return vorrq_u32(a, b); }
+static inline kd_vm kd_mnot(kd_vm a) { return vmvnq_u32(a); }
 /* Bit i set where lane i is in m. */
 static inline unsigned kd_mbits(kd_vm m) {
   const uint32x4_t bit = {1, 2, 4, 8};

@@ -104,3 +104,51 @@ void kd_f32_cegrad_scalar(size_t n, const float *q_signed, const float *v, float
   stats->max_abs = max_abs;
   stats->max_err = max_err;
 }
+
+/* Short rows (kernels.h), one row per lane with one lane: the steps of
+ * src/ce_short_passes.h over the passes above, the row's exps in a stack
+ * scratch. Sums stay in double, as in every scalar pass. */
+void kd_f32_ceshort_scalar(const kd_ce_short *a, size_t m, float *loss, unsigned char *flag) {
+  const size_t n = a->n;
+  float es[KD_SHORT_COLS], et[KD_SHORT_COLS], g[KD_SHORT_COLS];
+  for (size_t i = 0; i < m; i++) {
+    const float *s = a->s + i * a->lds, *t = a->t + i * a->ldt;
+    kd_ce_row row;
+    flag[i] = KD_ROW_NONFINITE;
+    if (kd_f32_rmax2_scalar(n, s, t, &row.s_max, &row.t_max) || row.s_max == -INFINITY ||
+        row.t_max == -INFINITY)
+      continue;
+    row.max_gap = row.t_max - row.s_max;
+    flag[i] = KD_ROW_F64;
+    if (isinf(row.max_gap) || (a->hot && (row.s_max > 1e31f || row.t_max > 1e31f))) continue;
+    row.inv_temp = a->inv_temp;
+    row.grad_scale = a->grad_scale;
+    row.next_s = s;
+    row.next_t = t;
+    double zs, zt;
+    size_t argmax = kd_f32_expsum2_scalar(n, s, t, &row, es, et, &zs, &zt);
+    row.inv_zs = (float)(1.0 / zs);
+    row.inv_zt = (float)(1.0 / zt);
+    flag[i] = KD_ROW_OK;
+    if (!a->grad) {
+      loss[i] = (float)kd_f32_celoss_scalar(n, es, et, &row);
+      continue;
+    }
+    row.log_zs_zt = (float)log(zs / zt);
+    float bb = row.max_gap - row.t_max;
+    row.max_gap_lo = (row.t_max - (row.max_gap - bb)) + (-row.s_max - bb);
+    kd_ce_sums sums;
+    loss[i] = (float)kd_f32_cestats_scalar(n, s, t, es, et, &row, &sums);
+    row.q_sum = (float)sums.q;
+    row.qw_sum = (float)sums.qw;
+    row.qu_sum = (float)sums.qu;
+    kd_grad_stats st;
+    kd_f32_cegrad_scalar(n, es, et, g, &row, zs < 2.0 ? argmax : n, &st);
+    if (kd_ce_grad_redo(g, zs < 2.0, argmax, &st, &sums, &row)) {
+      flag[i] = KD_ROW_F64;
+      continue;
+    }
+    float *out = a->grad + i * a->ldg;
+    for (size_t j = 0; j < n; j++) out[j] = g[j];
+  }
+}
