@@ -108,7 +108,7 @@ static void sweep(const vm_fn *fns, int nfns, double (*ref)(double), uint32_t lo
 /* The domains swept: exp on [KD_EXP_MIN_ARG, -0] (bit patterns of negative
  * floats grow with magnitude); log on [1e-5, 2], the kernels' arguments, and
  * more thinly on every positive normal float, its whole domain (a stride of
- * LOG_ALL_STRIDE times K_LOG: odd, so every mantissa bit varies). */
+ * LOG_ALL_STRIDE times K_LOG, made odd so that every mantissa bit varies). */
 static const float exp_lo = -0.0f, exp_hi = KD_EXP_MIN_ARG;
 static const float log_lo = 1e-5f, log_hi = 2.0f;
 #define LOG_ALL_STRIDE 31
@@ -148,7 +148,7 @@ static void log_sweep(const vm_isa *v, float lo, float hi, uint32_t k) {
 static void log_domain(void **state) {
   const vm_isa *v = *state;
   log_sweep(v, log_lo, log_hi, k_log);
-  log_sweep(v, FLT_MIN, FLT_MAX, LOG_ALL_STRIDE * k_log);
+  log_sweep(v, FLT_MIN, FLT_MAX, (LOG_ALL_STRIDE * k_log) | 1u);
 }
 
 /* One value through the array form. */
