@@ -106,9 +106,12 @@ static void sweep(const vm_fn *fns, int nfns, double (*ref)(double), uint32_t lo
 }
 
 /* The domains swept: exp on [KD_EXP_MIN_ARG, -0] (bit patterns of negative
- * floats grow with magnitude), log on [1e-5, 2], the kernels' arguments. */
+ * floats grow with magnitude); log on [1e-5, 2], the kernels' arguments, and
+ * more thinly on every positive normal float, its whole domain (a stride of
+ * LOG_ALL_STRIDE times K_LOG, made odd so that every mantissa bit varies). */
 static const float exp_lo = -0.0f, exp_hi = KD_EXP_MIN_ARG;
 static const float log_lo = 1e-5f, log_hi = 2.0f;
+#define LOG_ALL_STRIDE 31
 
 static void report(const char *isa, const char *fn, vm_worst w, uint32_t k) {
   printf("[ ulp      ] %s %-14s max %.3f ulp at %.9g (every %u-th float)\n", isa, fn, w.ulp,
@@ -127,19 +130,25 @@ static void exp_domain(void **state) {
              TK_EXP_ULP);
 }
 
-static void log_domain(void **state) {
-  const vm_isa *v = *state;
+static void log_sweep(const vm_isa *v, float lo, float hi, uint32_t k) {
   const vm_fn fns[VM_FNS] = {v->log, v->sleef_log_u10, v->sleef_log_u35};
   vm_worst w[VM_FNS];
-  sweep(fns, v->sleef_log_u10 ? 3 : 1, log, tk_f32_bits(log_lo), tk_f32_bits(log_hi), k_log, w);
-  report(v->name, "log inline", w[0], k_log);
+  sweep(fns, v->sleef_log_u10 ? 3 : 1, log, tk_f32_bits(lo), tk_f32_bits(hi), k, w);
+  printf("[ ulp      ] %s log on [%g, %g]:\n", v->name, (double)lo, (double)hi);
+  report(v->name, "log inline", w[0], k);
   if (v->sleef_log_u10) {
-    report(v->name, "log sleef u10", w[1], k_log);
-    report(v->name, "log sleef u35", w[2], k_log);
+    report(v->name, "log sleef u10", w[1], k);
+    report(v->name, "log sleef u35", w[2], k);
   }
   if (w[0].ulp > TK_LOG_ULP)
     fail_msg("%s log: %.3f ulp at %.9g, bound %g", v->name, w[0].ulp, (double)w[0].at,
              TK_LOG_ULP);
+}
+
+static void log_domain(void **state) {
+  const vm_isa *v = *state;
+  log_sweep(v, log_lo, log_hi, k_log);
+  log_sweep(v, FLT_MIN, FLT_MAX, (LOG_ALL_STRIDE * k_log) | 1u);
 }
 
 /* One value through the array form. */

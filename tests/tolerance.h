@@ -55,8 +55,8 @@ static inline int tk_within(float got, double ref, double tol) {
 
 /* The inline vector math (src/<isa>/math_<isa>.h) on its domains, in ulp
  * of the exact result (tests/test_vecmath.c). */
-#define TK_EXP_ULP 1.5
-#define TK_LOG_ULP 1.0
+#define TK_EXP_ULP 1.1
+#define TK_LOG_ULP 1.1
 
 /*
  * One kernel pass of a SIMD ISA against the same pass of the scalar table
