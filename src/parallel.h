@@ -27,8 +27,10 @@ typedef kd_status (*kd_chunk_fn)(void *ctx, size_t i0, size_t i1, float *scratch
 kd_status kd_run_chunks(size_t rows, size_t cols, size_t cost, size_t scratch_floats,
                         kd_chunk_fn fn, void *ctx, double *total);
 
-/* Chunks hold at least this many elements (rows of cols > this: one row), and
- * there are at most KD_MAX_CHUNKS of them. */
+/* The rows go into as many chunks as chunks of ceil(KD_CHUNK_ELEMS / cols)
+ * rows would need (at most KD_MAX_CHUNKS, one row each when cols >=
+ * KD_CHUNK_ELEMS), and the chunks' row counts differ by at most one, the
+ * longer first: equal chunks end together on equal threads. */
 #define KD_CHUNK_ELEMS 16384
 #define KD_MAX_CHUNKS 1024
 /* Calls of less work (rows * cols * cost) stay on the caller's thread: waking
