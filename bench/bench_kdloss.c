@@ -35,7 +35,9 @@
  * and one thread), next to two floors run in kdloss's own chunks on the same
  * pool: floor_exp2log_inline at the cross-entropy shapes, floor_read2 at the
  * out-of-cache MSE shape. A floor's speed-up is what the machine and the pool
- * give (the ceiling for the call's); the threads table alone:
+ * give (the ceiling for the call's). threads/pool_empty/256/1000 times a pool
+ * call whose chunks do nothing: with more than one thread, what each call
+ * pays to start the pool's threads and wait for them. The threads table alone:
  *   build/bench/bench_kdloss --benchmark_filter='^threads/' --benchmark_repetitions=9 threshold/<operation>/<rows>/1000/<threads> times
  * calls below the size where kdloss starts using the pool, with that limit
  * lifted, to show where the pool starts to pay. The summary ends with the
@@ -102,13 +104,14 @@ typedef enum op {
   FLOOR_RW,
   DESIGN_CE_RECOMPUTE,
   DESIGN_CE_ONLINE,
+  POOL_EMPTY, /* threads/ only: a pool call whose chunks do nothing */
   N_OPS
 } op;
 
 static const char *const op_names[N_OPS] = {
     "ce_loss",           "ce_loss_grad",        "mse_loss",          "mse_loss_grad",
     "floor_exp2log_inline", "floor_exp2log_u10", "floor_exp2log_u35", "floor_read2",
-    "floor_rw",          "design_ce_recompute", "design_ce_online"};
+    "floor_rw",          "design_ce_recompute", "design_ce_online",  "pool_empty"};
 
 static int op_writes(op o) {
   return o == CE_GRAD || o == MSE_GRAD || o == FLOOR_RW;
@@ -323,17 +326,18 @@ typedef struct floor_rows { kd_floor_read_fn fn; size_t cols; const float *s, *t
 static kd_status floor_chunk(void *ctx, size_t i0, size_t i1, float *scratch, double *sum) {
   (void)scratch;
   const floor_rows *f = ctx;
-  *sum = f->fn((i1 - i0) * f->cols, f->s + i0 * f->cols, f->t + i0 * f->cols);
+  *sum = f->fn ? f->fn((i1 - i0) * f->cols, f->s + i0 * f->cols, f->t + i0 * f->cols) : 0.0;
   return KD_OK;
 }
 
 static kd_status floor_pooled(const bench_case *c, size_t rows, size_t cols, const float *s,
                               const float *t, float *out) {
   int exp2log = c->op == FLOOR_EXP2LOG_INLINE;
-  floor_rows f = {exp2log ? c->floors->exp2log_inline : c->floors->read2, cols, s, t};
+  floor_rows f = {c->op == POOL_EMPTY ? NULL : exp2log ? c->floors->exp2log_inline : c->floors->read2,
+                  cols, s, t};
   double sum = 0.0;
   /* The cost kdloss gives the call this floor stands under: 4 cross-entropy, 1 MSE. */
-  kd_status status = kd_run_chunks(rows, cols, exp2log ? 4 : 1, 0, floor_chunk, &f, &sum);
+  kd_status status = kd_run_chunks(rows, cols, c->op == FLOOR_READ2 ? 1 : 4, 0, floor_chunk, &f, &sum);
   *out = (float)sum;
   return status;
 }
@@ -387,7 +391,8 @@ static void threads_name(char *buf, size_t size, const char *family, op o, shape
 }
 
 /* threads/ and threshold/ for the automatic ISA, and its floors on the pool:
- * exp2log at the cross-entropy shapes, read2 at the out-of-cache MSE shape. */
+ * exp2log at the cross-entropy shapes, read2 at the out-of-cache MSE shape,
+ * and the empty pool call at the first shape. */
 static void register_threads(void) {
   long cpus = sysconf(_SC_NPROCESSORS_ONLN);
   int64_t all = cpus < 1 ? 1 : cpus > 8 ? 8 : cpus;
@@ -396,8 +401,10 @@ static void register_threads(void) {
   if (all > 2) thread_counts[n_thread_counts++] = all;
   threads_isa = kd_get_isa();
   const floor_set *floors = floors_for(threads_isa);
-  for (op o = CE_LOSS; o <= FLOOR_READ2; o++) {
-    if (o > MSE_GRAD && (!floors || (o != FLOOR_EXP2LOG_INLINE && o != FLOOR_READ2))) continue;
+  for (op o = CE_LOSS; o < N_OPS; o++) {
+    if (o > MSE_GRAD && o != POOL_EMPTY &&
+        (!floors || (o != FLOOR_EXP2LOG_INLINE && o != FLOOR_READ2)))
+      continue;
     for (int family = 0; family < 2; family++) {
       if (family == 1 && o != CE_LOSS && o != MSE_GRAD) continue;
       bench_case *c = &cases[n_cases++];
@@ -408,7 +415,8 @@ static void register_threads(void) {
       snprintf(name, sizeof name, "%s/%s", family ? "threshold" : "threads", op_names[o]);
       gb_bench *b = gb_register(name, bm_threads, c);
       for (int i = 0; i < n_thread_counts; i++) {
-        for (size_t k = 0; family == 0 && o != FLOOR_READ2 && k < N_THREAD_SHAPES; k++)
+        size_t n_shapes = o == FLOOR_READ2 ? 0 : o == POOL_EMPTY ? 1 : N_THREAD_SHAPES;
+        for (size_t k = 0; family == 0 && k < n_shapes; k++)
           gb_add_args(b, (const int64_t[]){thread_shapes[k].rows, thread_shapes[k].cols,
                                            thread_counts[i]}, 3);
         for (size_t k = 0; family == 1 && k < N_THRESHOLD; k++)
@@ -453,6 +461,7 @@ static int floor_built(const floor_set *f, op o) {
   case FLOOR_EXP2LOG_U35: return f->exp2log_u35 != NULL;
   case DESIGN_CE_RECOMPUTE: return f->ce_recompute != NULL;
   case DESIGN_CE_ONLINE: return f->ce_online != NULL;
+  case POOL_EMPTY: return 0;
   default: return 1;
   }
 }
@@ -579,7 +588,8 @@ static void print_threads(void) {
   all[N_THREAD_SHAPES] = big;
   for (size_t k = 0; k < N_THRESHOLD; k++) all[N_THREAD_SHAPES + 1 + k] = (shape){threshold_rows[k], 1000, 0};
   printf("\nThreads (%s, built-in pool; wall clock, us per call, and speed-up over 1 thread; "
-         "floor_*: the floor in the same chunks on the same pool; "
+         "floor_*: the floor in the same chunks on the same pool; pool_empty: a pool call "
+         "of empty chunks; "
          "threshold/: the serial limit lifted)\n\n| benchmark | shape |", kd_isa_name(threads_isa));
   for (int i = 0; i < n_thread_counts; i++)
     printf(i ? " %lld threads | speed-up |" : " 1 thread |", (long long)thread_counts[i]);
@@ -588,7 +598,7 @@ static void print_threads(void) {
   printf("\n");
   for (int family = 0; family < 2; family++)
     for (size_t k = 0; k < sizeof all / sizeof all[0]; k++)
-      for (op o = CE_LOSS; o <= FLOOR_READ2; o++) {
+      for (op o = CE_LOSS; o < N_OPS; o++) {
         const char *fam = family ? "threshold" : "threads";
         double one = wall(fam, o, all[k], 1);
         if (isnan(one)) continue;
