@@ -33,8 +33,8 @@
  * automatic ISA's four entry points on the built-in pool with 1, 2 and all
  * online threads, timed by the wall clock (the other benchmarks use CPU time
  * and one thread), next to two floors run in kdloss's own chunks on the same
- * pool: floor_exp2log_inline at the cross-entropy shapes, floor_read2 at the
- * out-of-cache MSE shape. A floor's speed-up is what the machine and the pool
+ * pool: floor_exp2log_inline at the cross-entropy shapes, floor_read2 and
+ * floor_rw (MSE loss's and loss+gradient's) at the out-of-cache MSE shape. A floor's speed-up is what the machine and the pool
  * give (the ceiling for the call's). threads/pool_empty/256/1000 times a pool
  * call whose chunks do nothing: with more than one thread, what each call
  * pays to start the pool's threads and wait for them. The threads table alone:
@@ -321,23 +321,32 @@ static void bm_case(gb_state *st, void *ctx) {
  * (kd_run_chunks), each chunk a floor call over those rows. Against one
  * thread it shows what the machine and the pool give a loop that needs no
  * more than its own inputs, the most the call next to it can expect. */
-typedef struct floor_rows { kd_floor_read_fn fn; size_t cols; const float *s, *t; } floor_rows;
+typedef struct floor_rows {
+  const bench_case *c;
+  size_t cols;
+  const float *s, *t;
+  float *g;
+} floor_rows;
 
 static kd_status floor_chunk(void *ctx, size_t i0, size_t i1, float *scratch, double *sum) {
   (void)scratch;
   const floor_rows *f = ctx;
-  *sum = f->fn ? f->fn((i1 - i0) * f->cols, f->s + i0 * f->cols, f->t + i0 * f->cols) : 0.0;
-  return KD_OK;
+  size_t at = i0 * f->cols;
+  float out = 0.0f;
+  kd_status status = KD_OK;
+  if (f->c->op != POOL_EMPTY)
+    status = call(f->c, i1 - i0, f->cols, f->s + at, f->t + at, f->g ? f->g + at : NULL, &out);
+  *sum = out;
+  return status;
 }
 
 static kd_status floor_pooled(const bench_case *c, size_t rows, size_t cols, const float *s,
-                              const float *t, float *out) {
-  int exp2log = c->op == FLOOR_EXP2LOG_INLINE;
-  floor_rows f = {c->op == POOL_EMPTY ? NULL : exp2log ? c->floors->exp2log_inline : c->floors->read2,
-                  cols, s, t};
+                              const float *t, float *g, float *out) {
+  floor_rows f = {c, cols, s, t, g};
   double sum = 0.0;
-  /* The cost kdloss gives the call this floor stands under: 4 cross-entropy, 1 MSE. */
-  kd_status status = kd_run_chunks(rows, cols, c->op == FLOOR_READ2 ? 1 : 4, 0, floor_chunk, &f, &sum);
+  /* The cost kdloss gives the calls these floors stand under: 1 MSE, 4 cross-entropy. */
+  size_t cost = c->op == FLOOR_READ2 || c->op == FLOOR_RW ? 1 : 4;
+  kd_status status = kd_run_chunks(rows, cols, cost, 0, floor_chunk, &f, &sum);
   *out = (float)sum;
   return status;
 }
@@ -362,7 +371,7 @@ static void bm_threads(gb_state *st, void *ctx) {
   if (c->isa == KD_ISA_AUTO) kd_serial_work = 0; /* threshold/: lifted */
   while (status == KD_OK && gb_keep_running(st)) {
     if (op_is_floor(c->op))
-      status = floor_pooled(c, rows, cols, s, t, &out);
+      status = floor_pooled(c, rows, cols, s, t, g, &out);
     else
       status = call(c, rows, cols, s, t, g, &out);
     gb_do_not_optimize(&out);
@@ -391,8 +400,8 @@ static void threads_name(char *buf, size_t size, const char *family, op o, shape
 }
 
 /* threads/ and threshold/ for the automatic ISA, and its floors on the pool:
- * exp2log at the cross-entropy shapes, read2 at the out-of-cache MSE shape,
- * and the empty pool call at the first shape. */
+ * exp2log at the cross-entropy shapes, read2 and rw at the out-of-cache MSE
+ * shape, and the empty pool call at the first shape. */
 static void register_threads(void) {
   long cpus = sysconf(_SC_NPROCESSORS_ONLN);
   int64_t all = cpus < 1 ? 1 : cpus > 8 ? 8 : cpus;
@@ -403,7 +412,7 @@ static void register_threads(void) {
   const floor_set *floors = floors_for(threads_isa);
   for (op o = CE_LOSS; o < N_OPS; o++) {
     if (o > MSE_GRAD && o != POOL_EMPTY &&
-        (!floors || (o != FLOOR_EXP2LOG_INLINE && o != FLOOR_READ2)))
+        (!floors || (o != FLOOR_EXP2LOG_INLINE && o != FLOOR_READ2 && o != FLOOR_RW)))
       continue;
     for (int family = 0; family < 2; family++) {
       if (family == 1 && o != CE_LOSS && o != MSE_GRAD) continue;
@@ -415,13 +424,14 @@ static void register_threads(void) {
       snprintf(name, sizeof name, "%s/%s", family ? "threshold" : "threads", op_names[o]);
       gb_bench *b = gb_register(name, bm_threads, c);
       for (int i = 0; i < n_thread_counts; i++) {
-        size_t n_shapes = o == FLOOR_READ2 ? 0 : o == POOL_EMPTY ? 1 : N_THREAD_SHAPES;
+        size_t n_shapes = o == FLOOR_EXP2LOG_INLINE || o <= MSE_GRAD ? N_THREAD_SHAPES
+                          : o == POOL_EMPTY ? 1 : 0;
         for (size_t k = 0; family == 0 && k < n_shapes; k++)
           gb_add_args(b, (const int64_t[]){thread_shapes[k].rows, thread_shapes[k].cols,
                                            thread_counts[i]}, 3);
         for (size_t k = 0; family == 1 && k < N_THRESHOLD; k++)
           gb_add_args(b, (const int64_t[]){threshold_rows[k], 1000, thread_counts[i]}, 3);
-        if (family == 0 && (o == MSE_LOSS || o == MSE_GRAD || o == FLOOR_READ2))
+        if (family == 0 && (o == MSE_LOSS || o == MSE_GRAD || o == FLOOR_READ2 || o == FLOOR_RW))
           gb_add_args(b, (const int64_t[]){big.rows, big.cols, thread_counts[i]}, 3);
       }
       gb_use_real_time(b);
