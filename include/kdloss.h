@@ -167,9 +167,10 @@ KD_API const char *kd_status_str(kd_status status);
 
 /*
  * Threads. A call is split into chunks of whole consecutive rows: as many
- * chunks as chunks of ceil(16384 / cols) rows would need (one row each when
- * cols >= 16384), at most 1024, their row counts equal to within one (the
- * longer ones first). The split depends only on rows and cols. Each chunk's
+ * chunks as chunks of ceil(E / cols) rows would need, E = 4096 for
+ * cross-entropy and 16384 for MSE (one row each when cols >= E), at most
+ * 1024, their row counts equal to within one (the longer ones first). The
+ * split depends only on the distance, rows and cols. Each chunk's
  * sum is computed in a fixed order and the chunk sums are added in chunk
  * order, so every thread count and every pool, the calling thread alone
  * included, gives bitwise the same loss and gradient. Rows are not split:

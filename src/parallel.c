@@ -20,7 +20,7 @@
 /* More threads than this is KD_ERR_THREADS: no machine kdloss targets has them. */
 #define KD_MAX_THREADS 1024
 
-size_t kd_chunk_elems = KD_CHUNK_ELEMS;
+size_t kd_chunk_work = KD_CHUNK_WORK;
 size_t kd_serial_work = KD_SERIAL_WORK;
 
 /* The built-in pool, and its size; pool_lock is held while it runs a call or
@@ -174,13 +174,13 @@ static kd_status run_job(kd_parallel_fn run, void *pool, size_t workers, job *j,
 
 kd_status kd_run_chunks(size_t rows, size_t cols, size_t cost, size_t scratch_floats,
                         kd_chunk_fn fn, void *ctx, double *total) {
-  size_t per = kd_chunk_elems / cols + (kd_chunk_elems % cols != 0);
+  /* rows * cols * cost fits (cost <= 4): the caller checked rows * cols * sizeof(float). */
+  size_t row_work = cols * cost, per = kd_chunk_work / row_work + (kd_chunk_work % row_work != 0);
   size_t least = rows / KD_MAX_CHUNKS + (rows % KD_MAX_CHUNKS != 0);
   size_t most = per > least ? per : least > 0 ? least : 1;
   size_t chunks = rows / most + (rows % most != 0);
   job j = {fn, ctx, chunks, rows / chunks, rows % chunks, scratch_floats, NULL, NULL, 0, KD_OK, 0};
-  /* rows * cols * 4 fits: the caller checked rows * cols * sizeof(float). */
-  if (j.chunks == 1 || rows * cols * cost < kd_serial_work)
+  if (j.chunks == 1 || rows * row_work < kd_serial_work)
     return run_job(run_here, NULL, 1, &j, total);
 
   pthread_once(&once, first_use);
