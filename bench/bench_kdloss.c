@@ -32,8 +32,13 @@
  * Threads: threads/<operation>/<rows>/<cols>/<threads>/real_time runs the
  * automatic ISA's four entry points on the built-in pool with 1, 2 and all
  * online threads, timed by the wall clock (the other benchmarks use CPU time
- * and one thread), next to floor_read2 split over as many threads for the
- * out-of-cache MSE shape. threshold/<operation>/<rows>/1000/<threads> times
+ * and one thread), next to two floors run in kdloss's own chunks on the same
+ * pool: floor_exp2log_inline at the cross-entropy shapes, floor_read2 and
+ * floor_rw (MSE loss's and loss+gradient's) at the out-of-cache MSE shape. A floor's speed-up is what the machine and the pool
+ * give (the ceiling for the call's). threads/pool_empty/256/1000 times a pool
+ * call whose chunks do nothing: with more than one thread, what each call
+ * pays to start the pool's threads and wait for them. The threads table alone:
+ *   build/bench/bench_kdloss --benchmark_filter='^threads/' --benchmark_repetitions=9 threshold/<operation>/<rows>/1000/<threads> times
  * calls below the size where kdloss starts using the pool, with that limit
  * lifted, to show where the pool starts to pay. The summary ends with the
  * speed-ups.
@@ -44,7 +49,6 @@
  * same arrays and use -|x| of them (floor.h).
  */
 #include <math.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,13 +104,14 @@ typedef enum op {
   FLOOR_RW,
   DESIGN_CE_RECOMPUTE,
   DESIGN_CE_ONLINE,
+  POOL_EMPTY, /* threads/ only: a pool call whose chunks do nothing */
   N_OPS
 } op;
 
 static const char *const op_names[N_OPS] = {
     "ce_loss",           "ce_loss_grad",        "mse_loss",          "mse_loss_grad",
     "floor_exp2log_inline", "floor_exp2log_u10", "floor_exp2log_u35", "floor_read2",
-    "floor_rw",          "design_ce_recompute", "design_ce_online"};
+    "floor_rw",          "design_ce_recompute", "design_ce_online",  "pool_empty"};
 
 static int op_writes(op o) {
   return o == CE_GRAD || o == MSE_GRAD || o == FLOOR_RW;
@@ -312,36 +317,42 @@ static void bm_case(gb_state *st, void *ctx) {
   gb_set_bytes_processed(st, elems * (op_writes(c->op) ? 12 : 8));
 }
 
-/* floor_read2 over n elements split between k threads (the caller one of
- * them): the least time any kdloss call on k threads can take to read s and t. */
-typedef struct read_part { const floor_set *f; size_t n; const float *s, *t; float out; } read_part;
+/* A floor on kdloss's own pool: its chunks of rows, handed out the same way
+ * (kd_run_chunks), each chunk a floor call over those rows. Against one
+ * thread it shows what the machine and the pool give a loop that needs no
+ * more than its own inputs, the most the call next to it can expect. */
+typedef struct floor_rows {
+  const bench_case *c;
+  size_t cols;
+  const float *s, *t;
+  float *g;
+} floor_rows;
 
-static void *read_part_run(void *arg) {
-  read_part *p = arg;
-  p->out = p->f->read2(p->n, p->s, p->t);
-  return NULL;
+static kd_status floor_chunk(void *ctx, size_t i0, size_t i1, float *scratch, double *sum) {
+  (void)scratch;
+  const floor_rows *f = ctx;
+  size_t at = i0 * f->cols;
+  float out = 0.0f;
+  kd_status status = KD_OK;
+  if (f->c->op != POOL_EMPTY)
+    status = call(f->c, i1 - i0, f->cols, f->s + at, f->t + at, f->g ? f->g + at : NULL, &out);
+  *sum = out;
+  return status;
 }
 
-static float read2_threads(const floor_set *f, size_t n, const float *s, const float *t, int k) {
-  read_part parts[8];
-  pthread_t th[8];
-  size_t per = n / (size_t)k;
-  for (int i = 0; i < k; i++) {
-    size_t off = (size_t)i * per, len = i == k - 1 ? n - off : per;
-    parts[i] = (read_part){f, len, s + off, t + off, 0.0f};
-    if (i > 0 && pthread_create(&th[i], NULL, read_part_run, &parts[i]) != 0) return NAN;
-  }
-  read_part_run(&parts[0]);
-  float out = parts[0].out;
-  for (int i = 1; i < k; i++) {
-    pthread_join(th[i], NULL);
-    out += parts[i].out;
-  }
-  return out;
+static kd_status floor_pooled(const bench_case *c, size_t rows, size_t cols, const float *s,
+                              const float *t, float *g, float *out) {
+  floor_rows f = {c, cols, s, t, g};
+  double sum = 0.0;
+  /* The cost kdloss gives the calls these floors stand under: 1 MSE, 4 cross-entropy. */
+  size_t cost = c->op == FLOOR_READ2 || c->op == FLOOR_RW ? 1 : 4;
+  kd_status status = kd_run_chunks(rows, cols, cost, 0, floor_chunk, &f, &sum);
+  *out = (float)sum;
+  return status;
 }
 
-/* Arguments rows, cols, threads: the call on the built-in pool of that many
- * threads (the automatic ISA), or the read floor split over them. */
+/* Arguments rows, cols, threads: the call, or a floor, on the built-in pool of
+ * that many threads (the automatic ISA). */
 static void bm_threads(gb_state *st, void *ctx) {
   const bench_case *c = ctx;
   size_t rows = (size_t)gb_range(st, 0), cols = (size_t)gb_range(st, 1), n = rows * cols;
@@ -355,12 +366,12 @@ static void bm_threads(gb_state *st, void *ctx) {
     return;
   }
   kd_status status = kd_set_isa(KD_ISA_AUTO);
-  if (status == KD_OK) status = kd_set_num_threads(c->op == FLOOR_READ2 ? 1 : threads);
+  if (status == KD_OK) status = kd_set_num_threads(threads);
   size_t serial = kd_serial_work;
   if (c->isa == KD_ISA_AUTO) kd_serial_work = 0; /* threshold/: lifted */
   while (status == KD_OK && gb_keep_running(st)) {
-    if (c->op == FLOOR_READ2)
-      out = read2_threads(c->floors, n, s, t, threads);
+    if (op_is_floor(c->op))
+      status = floor_pooled(c, rows, cols, s, t, g, &out);
     else
       status = call(c, rows, cols, s, t, g, &out);
     gb_do_not_optimize(&out);
@@ -388,7 +399,9 @@ static void threads_name(char *buf, size_t size, const char *family, op o, shape
            (long long)sh.cols, (long long)k);
 }
 
-/* threads/ and threshold/ for the automatic ISA (and its read floor). */
+/* threads/ and threshold/ for the automatic ISA, and its floors on the pool:
+ * exp2log at the cross-entropy shapes, read2 and rw at the out-of-cache MSE
+ * shape, and the empty pool call at the first shape. */
 static void register_threads(void) {
   long cpus = sysconf(_SC_NPROCESSORS_ONLN);
   int64_t all = cpus < 1 ? 1 : cpus > 8 ? 8 : cpus;
@@ -397,8 +410,10 @@ static void register_threads(void) {
   if (all > 2) thread_counts[n_thread_counts++] = all;
   threads_isa = kd_get_isa();
   const floor_set *floors = floors_for(threads_isa);
-  for (op o = CE_LOSS; o <= FLOOR_READ2; o++) {
-    if (o > MSE_GRAD && (o != FLOOR_READ2 || !floors)) continue;
+  for (op o = CE_LOSS; o < N_OPS; o++) {
+    if (o > MSE_GRAD && o != POOL_EMPTY &&
+        (!floors || (o != FLOOR_EXP2LOG_INLINE && o != FLOOR_READ2 && o != FLOOR_RW)))
+      continue;
     for (int family = 0; family < 2; family++) {
       if (family == 1 && o != CE_LOSS && o != MSE_GRAD) continue;
       bench_case *c = &cases[n_cases++];
@@ -409,12 +424,14 @@ static void register_threads(void) {
       snprintf(name, sizeof name, "%s/%s", family ? "threshold" : "threads", op_names[o]);
       gb_bench *b = gb_register(name, bm_threads, c);
       for (int i = 0; i < n_thread_counts; i++) {
-        for (size_t k = 0; family == 0 && o != FLOOR_READ2 && k < N_THREAD_SHAPES; k++)
+        size_t n_shapes = o == FLOOR_EXP2LOG_INLINE || o <= MSE_GRAD ? N_THREAD_SHAPES
+                          : o == POOL_EMPTY ? 1 : 0;
+        for (size_t k = 0; family == 0 && k < n_shapes; k++)
           gb_add_args(b, (const int64_t[]){thread_shapes[k].rows, thread_shapes[k].cols,
                                            thread_counts[i]}, 3);
         for (size_t k = 0; family == 1 && k < N_THRESHOLD; k++)
           gb_add_args(b, (const int64_t[]){threshold_rows[k], 1000, thread_counts[i]}, 3);
-        if (family == 0 && o >= MSE_LOSS)
+        if (family == 0 && (o == MSE_LOSS || o == MSE_GRAD || o == FLOOR_READ2 || o == FLOOR_RW))
           gb_add_args(b, (const int64_t[]){big.rows, big.cols, thread_counts[i]}, 3);
       }
       gb_use_real_time(b);
@@ -454,6 +471,7 @@ static int floor_built(const floor_set *f, op o) {
   case FLOOR_EXP2LOG_U35: return f->exp2log_u35 != NULL;
   case DESIGN_CE_RECOMPUTE: return f->ce_recompute != NULL;
   case DESIGN_CE_ONLINE: return f->ce_online != NULL;
+  case POOL_EMPTY: return 0;
   default: return 1;
   }
 }
@@ -572,13 +590,16 @@ static double wall(const char *family, op o, shape sh, int64_t k) {
   return gb_result_real_time(name, &sec) == 0 && sec > 0 ? sec : NAN;
 }
 
-/* Wall-clock medians per thread count, and speed-ups over one thread. */
+/* Wall-clock medians per thread count, and speed-ups over one thread, by
+ * shape: each shape's floor rows under its calls. */
 static void print_threads(void) {
   shape all[N_THREAD_SHAPES + 1 + N_THRESHOLD];
   for (size_t k = 0; k < N_THREAD_SHAPES; k++) all[k] = thread_shapes[k];
   all[N_THREAD_SHAPES] = big;
   for (size_t k = 0; k < N_THRESHOLD; k++) all[N_THREAD_SHAPES + 1 + k] = (shape){threshold_rows[k], 1000, 0};
   printf("\nThreads (%s, built-in pool; wall clock, us per call, and speed-up over 1 thread; "
+         "floor_*: the floor in the same chunks on the same pool; pool_empty: a pool call "
+         "of empty chunks; "
          "threshold/: the serial limit lifted)\n\n| benchmark | shape |", kd_isa_name(threads_isa));
   for (int i = 0; i < n_thread_counts; i++)
     printf(i ? " %lld threads | speed-up |" : " 1 thread |", (long long)thread_counts[i]);
@@ -586,8 +607,8 @@ static void print_threads(void) {
   for (int i = 0; i < n_thread_counts; i++) printf(i ? "---|---|" : "---|");
   printf("\n");
   for (int family = 0; family < 2; family++)
-    for (op o = CE_LOSS; o <= FLOOR_READ2; o++)
-      for (size_t k = 0; k < sizeof all / sizeof all[0]; k++) {
+    for (size_t k = 0; k < sizeof all / sizeof all[0]; k++)
+      for (op o = CE_LOSS; o < N_OPS; o++) {
         const char *fam = family ? "threshold" : "threads";
         double one = wall(fam, o, all[k], 1);
         if (isnan(one)) continue;

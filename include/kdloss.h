@@ -166,13 +166,15 @@ KD_API const char *kd_isa_name(kd_isa isa);
 KD_API const char *kd_status_str(kd_status status);
 
 /*
- * Threads. A call is split into chunks of whole consecutive rows: each chunk
- * has ceil(16384 / cols) rows (one row when cols >= 16384), more when that
- * would make over 1024 chunks, and the last chunk takes what is left. The
- * split depends only on rows and cols. Each chunk's sum is computed in a fixed
- * order and the chunk sums are added in chunk order, so every thread count
- * and every pool, the calling thread alone included, gives bitwise the same
- * loss and gradient. Rows are not split: 8 rows keep at most 8 threads busy.
+ * Threads. A call is split into chunks of whole consecutive rows: as many
+ * chunks as chunks of ceil(E / cols) rows would need, E = 4096 for
+ * cross-entropy and 16384 for MSE (one row each when cols >= E), at most
+ * 1024, their row counts equal to within one (the longer ones first). The
+ * split depends only on the distance, rows and cols. Each chunk's
+ * sum is computed in a fixed order and the chunk sums are added in chunk
+ * order, so every thread count and every pool, the calling thread alone
+ * included, gives bitwise the same loss and gradient. Rows are not split:
+ * 8 rows keep at most 8 threads busy.
  * A call of a single chunk, or of fewer than 65536 elements (rows * cols)
  * for cross-entropy or 262144 for MSE, runs on the calling thread. With
  * KD_ERR_NONFINITE on a pool, which rows of grad were written may depend on

@@ -20,7 +20,7 @@
 /* More threads than this is KD_ERR_THREADS: no machine kdloss targets has them. */
 #define KD_MAX_THREADS 1024
 
-size_t kd_chunk_elems = KD_CHUNK_ELEMS;
+size_t kd_chunk_work = KD_CHUNK_WORK;
 size_t kd_serial_work = KD_SERIAL_WORK;
 
 /* The built-in pool, and its size; pool_lock is held while it runs a call or
@@ -38,14 +38,18 @@ static void *engine_pool;
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-static size_t online_cpus(void) {
+/* The online CPUs, counted once at first use (sysconf reads /sys: a few
+ * microseconds, too much for every call). */
+static size_t cpus = 1;
+
+static size_t count_cpus(void) {
   long n = sysconf(_SC_NPROCESSORS_ONLN);
   return n < 1 ? 1 : n > KD_MAX_THREADS ? KD_MAX_THREADS : (size_t)n;
 }
 
 static kd_status set_threads(int n) {
   if (n < 0 || n > KD_MAX_THREADS) return KD_ERR_THREADS;
-  int want = n == 0 ? (int)online_cpus() : n;
+  int want = n == 0 ? (int)cpus : n;
   kd_status status = KD_OK;
   pthread_mutex_lock(&pool_lock);
   if (want != atomic_load(&num_threads)) {
@@ -66,9 +70,11 @@ static kd_status set_threads(int n) {
   return status;
 }
 
-/* KDLOSS_NUM_THREADS: a decimal integer, as a kd_set_num_threads call; any
- * other value, or one that call refuses, leaves one thread. */
-static void read_environment(void) {
+/* The CPU count, then KDLOSS_NUM_THREADS: a decimal integer, as a
+ * kd_set_num_threads call; any other value, or one that call refuses, leaves
+ * one thread. */
+static void first_use(void) {
+  cpus = count_cpus();
   const char *v = getenv("KDLOSS_NUM_THREADS");
   if (!v || *v < '0' || *v > '9') return;
   char *end;
@@ -77,12 +83,12 @@ static void read_environment(void) {
 }
 
 KD_API kd_status kd_set_num_threads(int n) {
-  pthread_once(&once, read_environment);
+  pthread_once(&once, first_use);
   return set_threads(n);
 }
 
 KD_API int kd_get_num_threads(void) {
-  pthread_once(&once, read_environment);
+  pthread_once(&once, first_use);
   return atomic_load(&num_threads);
 }
 
@@ -97,7 +103,8 @@ KD_API kd_status kd_set_parallel(kd_parallel_fn run, void *pool) {
 typedef struct job {
   kd_chunk_fn fn;
   void *ctx;
-  size_t rows, chunk_rows, chunks, scratch_floats;
+  size_t chunks, rows_per, longer; /* the first `longer` chunks have rows_per + 1 rows */
+  size_t scratch_floats;
   float *scratch;     /* scratch_floats per task, or NULL */
   double *sums;       /* one per chunk */
   atomic_size_t next; /* the next chunk not yet taken */
@@ -116,7 +123,8 @@ static void task(void *arg, size_t t) {
   job *j = arg;
   for (size_t c; (c = atomic_fetch_add(&j->next, 1)) < j->chunks;) {
     if (atomic_load_explicit(&j->status, memory_order_relaxed) != KD_OK) continue;
-    size_t i0 = c * j->chunk_rows, n = j->rows - i0 < j->chunk_rows ? j->rows - i0 : j->chunk_rows;
+    size_t i0 = c * j->rows_per + (c < j->longer ? c : j->longer);
+    size_t n = j->rows_per + (c < j->longer);
     float *scratch = j->scratch ? j->scratch + t * j->scratch_floats : NULL;
     kd_status st = j->fn(j->ctx, i0, i0 + n, scratch, &j->sums[c]);
     int ok = KD_OK;
@@ -132,6 +140,11 @@ static void run_here(void *pool, kd_task_fn fn, void *ctx, size_t count) {
 }
 
 #ifdef KD_HAVE_PTHREADPOOL
+/* After a call the workers sleep at once (PTHREADPOOL_FLAG_YIELD_WORKERS), so
+ * a later call pays their wake-up. Left spinning, as pthreadpool does by
+ * default, they wait out a fixed count of pause instructions (milliseconds)
+ * even when other processes need the CPUs, and a worker the scheduler then
+ * holds back stalls every call of the pool until it runs again. */
 static void run_builtin(void *pool, kd_task_fn fn, void *ctx, size_t count) {
   pthreadpool_parallelize_1d(pool, fn, ctx, count, PTHREADPOOL_FLAG_YIELD_WORKERS);
 }
@@ -161,21 +174,21 @@ static kd_status run_job(kd_parallel_fn run, void *pool, size_t workers, job *j,
 
 kd_status kd_run_chunks(size_t rows, size_t cols, size_t cost, size_t scratch_floats,
                         kd_chunk_fn fn, void *ctx, double *total) {
-  size_t per = kd_chunk_elems / cols + (kd_chunk_elems % cols != 0);
+  /* rows * cols * cost fits (cost <= 4): the caller checked rows * cols * sizeof(float). */
+  size_t row_work = cols * cost, per = kd_chunk_work / row_work + (kd_chunk_work % row_work != 0);
   size_t least = rows / KD_MAX_CHUNKS + (rows % KD_MAX_CHUNKS != 0);
-  size_t chunk_rows = per > least ? per : least > 0 ? least : 1;
-  job j = {fn, ctx, rows, chunk_rows, rows / chunk_rows + (rows % chunk_rows != 0),
-           scratch_floats, NULL, NULL, 0, KD_OK, 0};
-  /* rows * cols * 4 fits: the caller checked rows * cols * sizeof(float). */
-  if (j.chunks == 1 || rows * cols * cost < kd_serial_work)
+  size_t most = per > least ? per : least > 0 ? least : 1;
+  size_t chunks = rows / most + (rows % most != 0);
+  job j = {fn, ctx, chunks, rows / chunks, rows % chunks, scratch_floats, NULL, NULL, 0, KD_OK, 0};
+  if (j.chunks == 1 || rows * row_work < kd_serial_work)
     return run_job(run_here, NULL, 1, &j, total);
 
-  pthread_once(&once, read_environment);
+  pthread_once(&once, first_use);
   pthread_mutex_lock(&engine_lock);
   kd_parallel_fn run = engine_run;
   void *pool = engine_pool;
   pthread_mutex_unlock(&engine_lock);
-  if (run) return run_job(run, pool, online_cpus(), &j, total);
+  if (run) return run_job(run, pool, cpus, &j, total);
 #ifdef KD_HAVE_PTHREADPOOL
   /* A pool busy with another call is not waited for: this call runs here. */
   if (atomic_load(&num_threads) > 1 && pthread_mutex_trylock(&pool_lock) == 0) {

@@ -52,7 +52,7 @@ const char *tk_threads_init(void) {
   const char *v = getenv("KDLOSS_TEST_THREADS");
   mode = v ? v : "";
   if (!*mode) return mode;
-  kd_chunk_elems = 1;
+  kd_chunk_work = 1;
   kd_serial_work = 0;
   if (strcmp(mode, "pool") == 0) {
     assert_int_equal(kd_set_parallel(tk_shuffled_pool, NULL), KD_OK);
