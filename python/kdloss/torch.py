@@ -31,6 +31,11 @@ __all__ = ["DistillationReg", "distillation_loss", "DISTANCES"]
 
 DISTANCES = {"cross_entropy": _lib.KD_CROSS_ENTROPY, "MSE": _lib.KD_MSE}
 _F32 = torch.float32
+_STRIDED = torch.strided
+_CONTIGUOUS = torch.contiguous_format
+_Tensor = torch.Tensor
+_empty = torch.empty
+_grad_enabled = torch.is_grad_enabled
 _DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 _loss_f32 = _lib.loss_f32
 _loss_grad_f32 = _lib.loss_grad_f32
@@ -60,41 +65,41 @@ def _check_params(factor, temperature, distance):
 
 
 def _check_logits(student, teacher):
-    if not isinstance(student, torch.Tensor) or not isinstance(teacher, torch.Tensor):
+    """(rows, cols) of the logits; the argument errors raised otherwise."""
+    if not isinstance(student, _Tensor) or not isinstance(teacher, _Tensor):
         raise TypeError(f"kdloss: student and teacher logits must be tensors, got "
                         f"{type(student).__name__} and {type(teacher).__name__}")
-    if student.dim() != 2 or student.shape != teacher.shape:
+    shape = student.shape
+    if len(shape) != 2 or shape != teacher.shape:
         raise ValueError(f"kdloss: student and teacher logits must be 2-D [batch, classes] "
-                         f"of the same shape, got {tuple(student.shape)} and "
-                         f"{tuple(teacher.shape)}")
-    if student.numel() == 0:
-        raise ValueError(f"kdloss: empty logits {tuple(student.shape)}")
+                         f"of the same shape, got {tuple(shape)} and {tuple(teacher.shape)}")
+    rows, cols = shape
+    if not (rows and cols):
+        raise ValueError(f"kdloss: empty logits {tuple(shape)}")
     if not (student.is_cpu and teacher.is_cpu):
         raise ValueError(f"kdloss: logits must be on the CPU, got {student.device} and "
                          f"{teacher.device}")
     if student.dtype not in _DTYPES or teacher.dtype not in _DTYPES \
-            or student.layout != torch.strided or teacher.layout != torch.strided:
+            or student.layout is not _STRIDED or teacher.layout is not _STRIDED:
         raise TypeError(f"kdloss: logits must be dense float32, float64, float16 or bfloat16, "
                         f"got {student.dtype} ({student.layout}) and {teacher.dtype} "
                         f"({teacher.layout})")
-    if teacher.requires_grad and torch.is_grad_enabled():
+    if teacher.requires_grad and _grad_enabled():
         raise ValueError("kdloss: teacher logits require grad; kdloss treats the teacher as a "
                          "constant: pass teacher_logits.detach() (or compute them under "
                          "torch.no_grad())")
+    return rows, cols
 
 
-def _rows_f32(x):
-    """x as float32 rows with unit column stride, and its row stride."""
-    if x.dtype is not _F32:
-        x = x.to(_F32)
-    rows, cols = x.shape
-    ld_row, ld_col = x.stride()
-    if ld_col == 1 or cols == 1:
-        if rows == 1:
-            return x, cols
-        if ld_row >= cols:
-            return x, ld_row
-    return x.contiguous(), cols
+def _rows_f32(x, rows, cols):
+    """x ([rows, cols], checked) as float32 rows with unit column stride, and
+    its row stride. A copy is made from x.detach(): no autograd record."""
+    if x.dtype is _F32:
+        ld_row, ld_col = x.stride()
+        if (ld_col == 1 or cols == 1) and (ld_row >= cols or rows == 1):
+            return x, (ld_row if rows > 1 else cols)
+        return x.detach().contiguous(), cols
+    return x.detach().to(_F32, memory_format=_CONTIGUOUS), cols
 
 
 def _raise(status):
@@ -104,20 +109,18 @@ def _raise(status):
     raise ValueError(text)
 
 
-def _compute(student, teacher, code, factor, temperature, with_grad):
-    """One C call: the float32 loss, and with_grad the dense float32 gradient."""
-    s, lds = _rows_f32(student)
-    t, ldt = _rows_f32(teacher)
-    rows, cols = s.shape
-    loss = torch.empty((), dtype=_F32)
+def _compute(call, with_grad):
+    """One C call on _distill's arguments (code, factor, temperature, rows,
+    cols, student, its row stride, teacher, its row stride): the float32
+    loss, and with_grad the dense float32 gradient."""
+    loss = _empty((), dtype=_F32)
     if with_grad:
-        grad = torch.empty((rows, cols), dtype=_F32)
-        status = _loss_grad_f32(code, factor, temperature, rows, cols, s.data_ptr(), lds,
-                                t.data_ptr(), ldt, loss.data_ptr(), grad.data_ptr(), cols)
+        cols = call[4]
+        grad = _empty((call[3], cols), dtype=_F32)
+        status = _loss_grad_f32(*call, loss.data_ptr(), grad.data_ptr(), cols)
     else:
         grad = None
-        status = _loss_f32(code, factor, temperature, rows, cols, s.data_ptr(), lds,
-                           t.data_ptr(), ldt, loss.data_ptr())
+        status = _loss_f32(*call, loss.data_ptr())
     if status:
         _raise(status)
     return loss, grad
@@ -127,8 +130,8 @@ class _DistillationFunction(torch.autograd.Function):
     """Loss and gradient in one call; backward scales the stored gradient."""
 
     @staticmethod
-    def forward(ctx, student, teacher, code, factor, temperature):
-        loss, grad = _compute(student, teacher, code, factor, temperature, True)
+    def forward(ctx, student, call):
+        loss, grad = _compute(call, True)
         dtype = student.dtype
         if dtype is _F32:
             ctx.save_for_backward(grad)
@@ -138,7 +141,7 @@ class _DistillationFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_output):
-        if torch.is_grad_enabled():
+        if _grad_enabled():
             raise RuntimeError(_NO_DOUBLE_BACKWARD)
         # The usual grad_output is exactly 1 (loss.backward(), or a sum of
         # losses): the saved gradient is then handed on as it is, and once
@@ -146,14 +149,19 @@ class _DistillationFunction(torch.autograd.Function):
         grad, = ctx.saved_tensors
         if grad_output.item() != 1.0:
             grad = grad * grad_output
-        return grad, None, None, None, None
+        return grad, None
 
 
 def _distill(student, teacher, code, factor, temperature):
-    _check_logits(student, teacher)
-    if student.requires_grad and torch.is_grad_enabled():
-        return _DistillationFunction.apply(student, teacher, code, factor, temperature)
-    loss, _ = _compute(student, teacher, code, factor, temperature, False)
+    rows, cols = _check_logits(student, teacher)
+    # s and t (copies when the layout or dtype needs them) live until the call returns.
+    s, lds = _rows_f32(student, rows, cols)
+    t, ldt = _rows_f32(teacher, rows, cols)
+    call = (code, factor, temperature, rows, cols, s.data_ptr(), lds, t.data_ptr(), ldt)
+    # The teacher is no input of the Function: it is a constant (checked above).
+    if student.requires_grad and _grad_enabled():
+        return _DistillationFunction.apply(student, call)
+    loss, _ = _compute(call, False)
     return loss if student.dtype is _F32 else loss.to(student.dtype)
 
 
@@ -178,9 +186,23 @@ class DistillationReg(nn.Module):
         self.temperature = temperature
         self.distance = distance
 
+    _checked = None  # (attributes, _check_params of them) of the last call
+
     def forward(self, student_logits, teacher_logits):
-        return _distill(student_logits, teacher_logits,
-                        *_check_params(self.factor, self.temperature, self.distance))
+        return _distill(student_logits, teacher_logits, *self._params())
+
+    def _params(self):
+        """_check_params of the attributes, redone when one compares unequal
+        to the last checked value (equal values check the same)."""
+        attrs = (self.factor, self.temperature, self.distance)
+        checked = self._checked
+        if checked is not None and checked[0] == attrs:
+            return checked[1]
+        params = _check_params(*attrs)
+        # Only immutable values are kept: a tensor factor could change in place.
+        if all(type(a) in (float, int, str) for a in attrs):
+            self._checked = (attrs, params)
+        return params
 
     def extra_repr(self):
         return f"factor={self.factor!r}, temperature={self.temperature!r}, " \
