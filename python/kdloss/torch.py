@@ -152,11 +152,36 @@ class _DistillationFunction(torch.autograd.Function):
         return grad, None
 
 
-def _distill(student, teacher, code, factor, temperature):
+def _operands(student, teacher):
+    """(rows, cols, s, lds, t, ldt): the logits as the C call takes them,
+    float32 rows with unit column stride and their row strides, after every
+    argument error of the logits."""
+    try:
+        # The common case recognised with the fewest tensor reads: float32 CPU
+        # row-major logits of one non-empty 2-D shape and a constant teacher.
+        # Anything else, or a read that raises (a list, a sparse tensor, a
+        # shape that does not unpack), takes the full checks below.
+        if student.dtype is _F32 and teacher.dtype is _F32 and student.is_cpu \
+                and teacher.is_cpu:
+            shape = student.shape
+            rows, cols = shape
+            lds, cs = student.stride()
+            ldt, ct = teacher.stride()
+            if shape == teacher.shape and rows and cols and cs == 1 and ct == 1 \
+                    and lds >= cols and ldt >= cols \
+                    and not (teacher.requires_grad and _grad_enabled()):
+                return rows, cols, student, lds, teacher, ldt
+    except (AttributeError, RuntimeError, ValueError):
+        pass
     rows, cols = _check_logits(student, teacher)
-    # s and t (copies when the layout or dtype needs them) live until the call returns.
     s, lds = _rows_f32(student, rows, cols)
     t, ldt = _rows_f32(teacher, rows, cols)
+    return rows, cols, s, lds, t, ldt
+
+
+def _distill(student, teacher, code, factor, temperature):
+    # s and t (copies when the layout or dtype needs them) live until the call returns.
+    rows, cols, s, lds, t, ldt = _operands(student, teacher)
     call = (code, factor, temperature, rows, cols, s.data_ptr(), lds, t.data_ptr(), ldt)
     # The teacher is no input of the Function: it is a constant (checked above).
     if student.requires_grad and _grad_enabled():
@@ -186,23 +211,9 @@ class DistillationReg(nn.Module):
         self.temperature = temperature
         self.distance = distance
 
-    _checked = None  # (attributes, _check_params of them) of the last call
-
     def forward(self, student_logits, teacher_logits):
-        return _distill(student_logits, teacher_logits, *self._params())
-
-    def _params(self):
-        """_check_params of the attributes, redone when one compares unequal
-        to the last checked value (equal values check the same)."""
-        attrs = (self.factor, self.temperature, self.distance)
-        checked = self._checked
-        if checked is not None and checked[0] == attrs:
-            return checked[1]
-        params = _check_params(*attrs)
-        # Only immutable values are kept: a tensor factor could change in place.
-        if all(type(a) in (float, int, str) for a in attrs):
-            self._checked = (attrs, params)
-        return params
+        return _distill(student_logits, teacher_logits,
+                        *_check_params(self.factor, self.temperature, self.distance))
 
     def extra_repr(self):
         return f"factor={self.factor!r}, temperature={self.temperature!r}, " \
