@@ -110,8 +110,8 @@ static int spin_until(builtin_pool *p, int (*ready)(builtin_pool *, uint64_t), u
   uint64_t start = now_ns();
   for (unsigned round = 1;; round++) {
     if (ready(p, arg)) return 1;
-    for (int k = 0; k < 16; k++) cpu_relax();
-    if (round % 64 == 0) {
+    for (int k = 0; k < 4; k++) cpu_relax();
+    if (round % 16 == 0) {
       if (now_ns() - start > KD_SPIN_NS) return ready(p, arg);
       sched_yield();
     }
