@@ -33,8 +33,8 @@ size_t kd_serial_work = KD_SERIAL_WORK;
 
 /*
  * The built-in pool: the calling thread and threads - 1 workers. A call is one
- * word, claim: the call's number, its task count and the next task not yet
- * taken. Every thread takes tasks by compare-and-swap while the word still
+ * word, claim: the call's number (32 bits, wrapping), its task count and the
+ * next task not yet taken (16 bits each: at most KD_MAX_THREADS tasks). Every thread takes tasks by compare-and-swap while the word still
  * holds its call; the caller publishes the word, takes tasks like the others,
  * then waits until `finished` reaches the count. A worker that wakes late
  * finds the tasks taken and costs the call nothing; fn and ctx are read only
@@ -43,6 +43,7 @@ size_t kd_serial_work = KD_SERIAL_WORK;
 #define CLAIM_CALL(w) ((w) >> 32)
 #define CLAIM_COUNT(w) ((size_t)((w) >> 16) & 0xffff)
 #define CLAIM_NEXT(w) ((size_t)(w) & 0xffff)
+_Static_assert(KD_MAX_THREADS <= 0xffff, "a call's tasks fit in 16 bits");
 
 typedef struct builtin_pool {
   size_t threads, started; /* threads in all, the caller included; workers started */
