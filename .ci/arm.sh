@@ -13,9 +13,7 @@ build=${KD_ARM_BUILD:-build-arm}
 
 start=$(date +%s)
 rm -rf "${build:?}"
-# Without the built-in pool: libpthreadpool-dev:arm64 cannot be installed next
-# to the native one (scripts/install-deps.sh). Engine pools are tested.
-meson setup "$build" --cross-file cross/aarch64-linux-gnu.txt -Dwerror=true -Dpthreadpool=disabled
+meson setup "$build" --cross-file cross/aarch64-linux-gnu.txt -Dwerror=true
 ninja -C "$build"
 
 echo "== aarch64 tests under qemu: every supported ISA (neon, scalar)"

@@ -180,12 +180,14 @@ KD_API const char *kd_status_str(kd_status status);
  * KD_ERR_NONFINITE on a pool, which rows of grad were written may depend on
  * timing.
  *
- * The built-in pool (pthreadpool): n threads in all, the calling thread one of
- * them. n == 1, the default, starts no thread; n == 0 means one per online
+ * The built-in pool (POSIX threads): n threads in all, the calling thread one
+ * of them. n == 1, the default, starts no thread; n == 0 means one per online
  * CPU. Takes effect for later calls, process-wide; KD_ERR_THREADS (nothing
- * changed) for n < 0, n > 1024, a pool that cannot start, or n > 1 in a build
- * without pthreadpool. The pool runs one call at a time: a call that finds it
- * busy with another runs on its own thread rather than wait.
+ * changed) for n < 0, n > 1024, or a pool that cannot start. After a call the
+ * pool's threads watch for the next one for about 0.1 ms (yielding the CPU
+ * now and then; not when n exceeds the CPUs), then sleep. The pool runs one
+ * call at a time: a call that finds it busy with another runs on its own
+ * thread rather than wait. A child of fork starts on one thread.
  * The environment variable KDLOSS_NUM_THREADS (a decimal integer), read once on
  * first use, does the same as a kd_set_num_threads call at start-up; any other
  * value, or one that call refuses, is ignored (one thread).

@@ -15,15 +15,11 @@ done
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 export DEBIAN_FRONTEND=noninteractive
-pkgs=(meson ninja-build pkgconf gcc g++ clang libclang-rt-14-dev libsleef-dev libcmocka-dev libbenchmark-dev
-      libpthreadpool-dev)
+pkgs=(meson ninja-build pkgconf gcc g++ clang libclang-rt-14-dev libsleef-dev libcmocka-dev libbenchmark-dev)
 # python/kdloss, its tests and the PyTorch comparisons (for /usr/bin/python3)
 pkgs+=(python3-torch python3-numpy python3-pytest python3-sklearn python3-mpmath)
 if [ "$arm" -eq 1 ]; then
   $SUDO dpkg --add-architecture arm64
-  # No libpthreadpool-dev:arm64: Debian 12's libpthreadpool0 is not multi-arch,
-  # so installing the arm64 one removes the native one (and what depends on
-  # it, PyTorch among them). The aarch64 build goes without the built-in pool.
   pkgs+=(gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user
          libsleef-dev:arm64 libcmocka-dev:arm64 libbenchmark-dev:arm64 pkgconf:arm64)
 fi

@@ -27,9 +27,6 @@ static void env_threads(void **state) {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     want = atoi(value) == 0 ? (int)(cpus < 1 ? 1 : cpus) : atoi(value);
   }
-#ifndef KD_HAVE_PTHREADPOOL
-  if (want > 1) want = 1; /* no built-in pool: kd_set_num_threads refuses */
-#endif
   printf("[ INFO     ] KDLOSS_NUM_THREADS=%s: in force %d\n", value, first);
   assert_int_equal(first, want);
   /* kd_set_num_threads overrides the environment from then on. */

@@ -1,7 +1,8 @@
 /* Threads: racing first use; the thread-count and engine-pool API and its
  * errors; the engine pool's contract (every task once, count <= CPUs, small
  * calls not sent); and concurrent calls on the built-in pool, on an engine
- * pool and across pool changes, every result bitwise equal to one thread's. */
+ * pool and across pool changes, every result bitwise equal to one thread's;
+ * a child of fork. */
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
@@ -9,7 +10,9 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -99,17 +102,12 @@ static void thread_count_api(void **state) {
   assert_int_equal(kd_set_num_threads(1025), KD_ERR_THREADS);
   assert_int_equal(kd_set_num_threads(INT_MAX), KD_ERR_THREADS);
   assert_int_equal(kd_get_num_threads(), 1);
-#ifdef KD_HAVE_PTHREADPOOL
   assert_int_equal(kd_set_num_threads(0), KD_OK);
   assert_int_equal(kd_get_num_threads(), online());
   assert_int_equal(kd_set_num_threads(3), KD_OK);
   assert_int_equal(kd_get_num_threads(), 3);
   assert_int_equal(kd_set_num_threads(-5), KD_ERR_THREADS);
   assert_int_equal(kd_get_num_threads(), 3);
-#else
-  assert_int_equal(kd_set_num_threads(2), KD_ERR_THREADS);
-  assert_int_equal(kd_set_num_threads(0), online() > 1 ? KD_ERR_THREADS : KD_OK);
-#endif
   assert_int_equal(kd_set_num_threads(1), KD_OK);
   assert_int_equal(kd_get_num_threads(), 1);
   assert_int_equal(kd_set_parallel(NULL, &state), KD_OK);
@@ -162,13 +160,9 @@ static void engine_pool_contract(void **state) {
 
 static void concurrent_builtin(void **state) {
   (void)state;
-#ifdef KD_HAVE_PTHREADPOOL
   assert_int_equal(kd_set_num_threads(2), KD_OK);
   run_racing();
   check_against_one_thread("built-in pool, 2 threads");
-#else
-  skip();
-#endif
 }
 
 static void concurrent_engine(void **state) {
@@ -208,11 +202,7 @@ static void nonfinite_on_pools(void **state) {
   s[41 * COLS + 7] = NAN;
   for (int mode = 0; mode < 3; mode++) {
     assert_int_equal(kd_set_parallel(mode == 2 ? tk_shuffled_pool : NULL, NULL), KD_OK);
-    int n = mode == 1 ? 2 : 1;
-#ifndef KD_HAVE_PTHREADPOOL
-    n = 1;
-#endif
-    assert_int_equal(kd_set_num_threads(n), KD_OK);
+    assert_int_equal(kd_set_num_threads(mode == 1 ? 2 : 1), KD_OK);
     for (int d = 0; d < 2; d++) {
       float loss = 0;
       assert_int_equal(kd_loss_grad_f32(d ? KD_MSE : KD_CROSS_ENTROPY, 1, 2, ROWS, COLS, s, COLS,
@@ -228,12 +218,40 @@ static void nonfinite_on_pools(void **state) {
   assert_int_equal(kd_set_num_threads(1), KD_OK);
 }
 
+/* A child of fork has none of the pool's workers: it runs on one thread, gets
+ * the same bits, can take the pool's lock, and exits (joining no worker)
+ * without hanging. (It starts no thread: ThreadSanitizer does not allow
+ * that after fork.) */
+static void fork_child(void **state) {
+  (void)state;
+  assert_int_equal(kd_set_num_threads(2), KD_OK);
+  float loss, ref;
+  assert_int_equal(kd_loss_f32(KD_CROSS_ENTROPY, 1, 2, ROWS, COLS, S, COLS, T, COLS, &ref), KD_OK);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    alarm(60);
+    int ok = kd_get_num_threads() == 1 &&
+             kd_loss_f32(KD_CROSS_ENTROPY, 1, 2, ROWS, COLS, S, COLS, T, COLS, &loss) == KD_OK &&
+             memcmp(&loss, &ref, sizeof loss) == 0 && kd_set_num_threads(1) == KD_OK;
+    exit(ok ? 0 : 1);
+  }
+  int status = 0;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    fail_msg("child after fork: %s %d", WIFEXITED(status) ? "exit" : "signal",
+             WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+  assert_int_equal(kd_loss_f32(KD_CROSS_ENTROPY, 1, 2, ROWS, COLS, S, COLS, T, COLS, &loss), KD_OK);
+  assert_memory_equal(&loss, &ref, sizeof loss);
+  assert_int_equal(kd_set_num_threads(1), KD_OK);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(racing_first_use),     cmocka_unit_test(thread_count_api),
       cmocka_unit_test(engine_pool_contract), cmocka_unit_test(concurrent_builtin),
       cmocka_unit_test(concurrent_engine),    cmocka_unit_test(pools_changing_under_calls),
-      cmocka_unit_test(nonfinite_on_pools),
+      cmocka_unit_test(nonfinite_on_pools),   cmocka_unit_test(fork_child),
   };
   return cmocka_run_group_tests_name("threads", tests, NULL, NULL);
 }
