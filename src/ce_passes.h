@@ -240,16 +240,16 @@ double KD_FN(cestats)(size_t n, const float *s, const float *t, float *es_q, flo
 }
 
 /* One vector of pass 4: the sign of q_signed picks the form; *e gets the size
- * of the terms the bracket cancels from, scaled like the gradient. */
+ * of the terms the bracket cancels from, scaled like the gradient. With the
+ * form's sum S (sum q*u or sum q*w), the bracket is S - v_j * sum q up to
+ * the sign, which q_signed carries: in the u-form, -q_j * (S - u_j sum q)
+ * = q_j * (u_j sum q - S). Every value rounds as in the two-formula form. */
 static inline kd_vf kd_cegrad_vec(kd_vf q_signed, kd_vf v, const kd_ce_grad_lanes *c, kd_vf *e) {
-  kd_vf b_u = kd_fmsub(v, c->q_sum, c->qu_sum);
-  kd_vf b_w = kd_fnmadd(v, c->q_sum, c->qw_sum);
-  kd_vf b = kd_select_sign(q_signed, b_u, b_w);
-  kd_vf sum = kd_select_sign(q_signed, kd_abs(c->qu_sum), kd_abs(c->qw_sum));
-  kd_vf size = kd_fmadd(kd_abs(v), c->q_sum, sum);
-  kd_vf q = kd_abs(q_signed);
-  *e = kd_mul(kd_mul(kd_abs(c->grad_scale), q), size);
-  return kd_mul(kd_mul(c->grad_scale, q), b);
+  kd_vf sum = kd_select_sign(q_signed, c->qu_sum, c->qw_sum);
+  kd_vf sum_abs = kd_select_sign(q_signed, kd_abs(c->qu_sum), kd_abs(c->qw_sum));
+  kd_vf sq = kd_mul(c->grad_scale, q_signed);
+  *e = kd_mul(kd_abs(sq), kd_fmadd(kd_abs(v), c->q_sum, sum_abs));
+  return kd_mul(sq, kd_fnmadd(v, c->q_sum, sum));
 }
 
 void KD_FN(cegrad)(size_t n, const float *q_signed, const float *v, float *grad,
@@ -269,10 +269,18 @@ void KD_FN(cegrad)(size_t n, const float *q_signed, const float *v, float *grad,
         size_t i = j + k * KD_LANES;
         kd_vf g = kd_cegrad_vec(kd_load(q_signed + i), kd_load(v + i), &c, &e);
         kd_store(grad + i, g);
-        kd_vm keep = kd_all_but(skip - i); /* skip < i wraps to "every lane" */
-        f[k] = kd_add_m(f[k], keep, g);
-        max_abs = kd_max_m(max_abs, keep, kd_abs(g));
-        max_err = kd_max_m(max_err, keep, e);
+        /* Only one vector holds the skipped class: the others need no mask
+         * (skip < i wraps to a large skip - i). */
+        if (skip - i >= KD_LANES) {
+          f[k] = kd_add(f[k], g);
+          max_abs = kd_max(kd_abs(g), max_abs);
+          max_err = kd_max(e, max_err);
+        } else {
+          kd_vm keep = kd_all_but(skip - i);
+          f[k] = kd_add_m(f[k], keep, g);
+          max_abs = kd_max_m(max_abs, keep, kd_abs(g));
+          max_err = kd_max_m(max_err, keep, e);
+        }
       }
     }
     for (; j < end; j += KD_LANES) {
