@@ -21,18 +21,16 @@
 #define KD_CE_U 2
 #define KD_CE_STEP (KD_CE_U * KD_LANES)
 
-/* expm1 on |d| < KD_EXPM1_BAND only (kernels.h): d + d^2 (C2 + C3 d + ... +
- * C8 d^6), Horner with FMA. Outside the band (NaN and +-inf included) the
- * result is garbage that the caller never selects. */
-static inline kd_vf kd_expm1f_band(kd_vf d) {
-  kd_vf p = kd_set1(KD_EXPM1_C8);
-  p = kd_fmadd(p, d, kd_set1(KD_EXPM1_C7));
-  p = kd_fmadd(p, d, kd_set1(KD_EXPM1_C6));
-  p = kd_fmadd(p, d, kd_set1(KD_EXPM1_C5));
-  p = kd_fmadd(p, d, kd_set1(KD_EXPM1_C4));
-  p = kd_fmadd(p, d, kd_set1(KD_EXPM1_C3));
-  p = kd_fmadd(p, d, kd_set1(KD_EXPM1_C2));
-  return kd_fmadd(p, kd_mul(d, d), d);
+/* expm1 on |d| < KD_EXPM1_BAND only (kernels.h), given d2 = d * d: d + d^2 P(d)
+ * with P by Estrin's scheme: three dependent FMAs where Horner's takes five.
+ * Outside the band (NaN and +-inf included) the result is garbage that the
+ * caller never selects. */
+static inline kd_vf kd_expm1f_band(kd_vf d, kd_vf d2) {
+  kd_vf p01 = kd_fmadd(kd_set1(KD_EXPM1_C3), d, kd_set1(KD_EXPM1_C2));
+  kd_vf p23 = kd_fmadd(kd_set1(KD_EXPM1_C5), d, kd_set1(KD_EXPM1_C4));
+  kd_vf p45 = kd_fmadd(kd_set1(KD_EXPM1_C7), d, kd_set1(KD_EXPM1_C6));
+  kd_vf p = kd_fmadd(kd_fmadd(p45, d2, p23), d2, p01);
+  return kd_fmadd(p, d2, d);
 }
 
 int KD_FN(rmax2)(size_t n, const float *s, const float *t, float *s_max, float *t_max) {
@@ -177,13 +175,17 @@ static inline void kd_cestats_vec(kd_vf x, kd_vf y, kd_vf e_s, kd_vf e_t,
   kd_vf r = kd_mul(e_t, c->inv_zt);
   /* t_j - s_j as a TwoSum pair: exact at any offset between the two. */
   kd_vf a = kd_sub(y, x), bb = kd_sub(a, y);
-  kd_vf a_lo = kd_add(kd_sub(y, kd_sub(a, bb)), kd_sub(kd_neg(x), bb));
+  kd_vf a_lo = kd_sub(kd_sub(y, kd_sub(a, bb)), kd_add(x, bb)); /* -x - bb, negated exactly */
   kd_vf d = kd_fmadd(kd_add(kd_sub(a, c->max_gap), kd_sub(a_lo, c->max_gap_lo)), c->inv_temp,
                      c->log_zs_zt);
   /* The scalar ternary as a select: the polynomial of NaN or +-inf (masked
-   * classes, lanes past n) is computed but never chosen. */
-  kd_vm band = kd_lt(kd_abs(d), kd_set1(KD_EXPM1_BAND));
-  kd_vf diff = kd_select(band, kd_fnmadd(q, kd_expm1f_band(d), kd_zero()), kd_sub(q, r));
+   * classes, lanes past n) is computed but never chosen. d^2 < band^2 is
+   * |d| < band for every float d, NaN included (rounding is monotone, and
+   * with a band of 1/2 the float below it squares to below 1/4), and d^2
+   * serves the polynomial too. */
+  kd_vf d2 = kd_mul(d, d);
+  kd_vm band = kd_lt(d2, kd_set1(KD_EXPM1_BAND * KD_EXPM1_BAND));
+  kd_vf diff = kd_select(band, kd_fnmadd(q, kd_expm1f_band(d, d2), kd_zero()), kd_sub(q, r));
   /* A true division: a reciprocal estimate needs Newton steps to match it
    * and was no faster (docs/design.md). */
   kd_vf rcp = kd_div(kd_set1(1.0f), kd_add(q, eps));
