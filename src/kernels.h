@@ -51,8 +51,9 @@
  * scratch costs 8 bytes per class: on the stack up to 2048 classes, above
  * that one allocation per call.
  *
- * In the SIMD files sums run in float over blocks of KD_BLOCK elements and in
- * double across blocks, so a 128256-class row keeps ~1e-7 relative error; the
+ * In the SIMD files sums run in float over blocks of KD_BLOCK elements per 4
+ * lanes (each lane adds at most KD_BLOCK / 4 floats) and in double across
+ * blocks, so a 128256-class row keeps ~1e-7 relative error; the
  * scalar file, with one lane, sums in double directly.
  */
 #ifndef KD_KERNELS_H
