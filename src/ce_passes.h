@@ -194,17 +194,19 @@ static inline void kd_cestats_vec(kd_vf x, kd_vf y, kd_vf e_s, kd_vf e_t,
    * serves the polynomial too. */
   kd_vf d2 = kd_mul(d, d);
   kd_vm band = kd_lt(d2, kd_set1(KD_EXPM1_BAND * KD_EXPM1_BAND));
-  kd_vf diff = kd_select(band, kd_fnmadd(q, kd_expm1f_band(d, d2), kd_zero()), kd_sub(q, r));
+  /* r_j - q_j = q_j expm1(d_j): the scalar file's diff negated, so that
+   * the band's product and the select are one masked multiply on AVX-512. */
+  kd_vf r_q = kd_select(band, kd_mul(q, kd_expm1f_band(d, d2)), kd_sub(r, q));
   /* A true division: a reciprocal estimate needs Newton steps to match it
    * and was no faster (docs/design.md). */
   kd_vf rcp = kd_div(kd_set1(1.0f), kd_add(q, eps));
-  kd_vf w = kd_mul(r, rcp), u = kd_mul(kd_add(diff, eps), rcp);
+  kd_vf w = kd_mul(r, rcp), u = kd_mul(kd_sub(eps, r_q), rcp);
   *f = kd_fmadd_m(*f, m, r, kd_log(kd_add(q, eps)));
   *fq = kd_add_m(*fq, m, q);
   *fqw = kd_fmadd_m(*fqw, m, q, w);
   *fqu = kd_fmadd_m(*fqu, m, q, u);
   kd_vm u_form = kd_gt(w, kd_set1(KD_U_FORM_W));
-  kd_vf size = kd_mul(kd_mul(q, kd_add(kd_abs(diff), eps)), rcp);
+  kd_vf size = kd_mul(kd_mul(q, kd_add(kd_abs(r_q), eps)), rcp);
   *u_size = kd_max_m(*u_size, kd_mand(u_form, m), size);
   /* -q by the sign bit, so a q of +0 becomes -0 and still marks the u-form. */
   *q_out = kd_select(u_form, kd_neg(q), q);
