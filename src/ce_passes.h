@@ -2,7 +2,7 @@
  * ce_passes.h -- the cross-entropy row passes (src/kernels.h has the math),
  * written once over the operation layer and compiled by each
  * src/<isa>/ce_<isa>.c. Pass for pass the structure of src/scalar/ce_scalar.c:
- * the same formulas, with a float sum per KD_BLOCK elements joining a double.
+ * the same formulas, with a float sum per KD_CE_BLOCK elements joining a double.
  *
  * Vectors: KD_CE_U independent accumulators per sum, KD_CE_U vectors per step;
  * the last block's remainder goes through partial loads and stores (nothing
@@ -21,18 +21,25 @@
 #define KD_CE_U 2
 #define KD_CE_STEP (KD_CE_U * KD_LANES)
 
-/* expm1 on |d| < KD_EXPM1_BAND only (kernels.h): d + d^2 (C2 + C3 d + ... +
- * C8 d^6), Horner with FMA. Outside the band (NaN and +-inf included) the
- * result is garbage that the caller never selects. */
-static inline kd_vf kd_expm1f_band(kd_vf d) {
-  kd_vf p = kd_set1(KD_EXPM1_C8);
-  p = kd_fmadd(p, d, kd_set1(KD_EXPM1_C7));
-  p = kd_fmadd(p, d, kd_set1(KD_EXPM1_C6));
-  p = kd_fmadd(p, d, kd_set1(KD_EXPM1_C5));
-  p = kd_fmadd(p, d, kd_set1(KD_EXPM1_C4));
-  p = kd_fmadd(p, d, kd_set1(KD_EXPM1_C3));
-  p = kd_fmadd(p, d, kd_set1(KD_EXPM1_C2));
-  return kd_fmadd(p, kd_mul(d, d), d);
+/* Elements per float partial sum: KD_BLOCK per 4 lanes, so that each lane
+ * adds as many floats before the double as NEON's 4 lanes do in KD_BLOCK
+ * (the bound of tests/tolerance.h), and wider vectors pay the horizontal
+ * reduction into double proportionally less often. A multiple of KD_CE_STEP. */
+#define KD_CE_BLOCK (KD_BLOCK / 4 * KD_LANES)
+static inline size_t kd_ce_block_end(size_t j, size_t n) {
+  return n - j < KD_CE_BLOCK ? n : j + KD_CE_BLOCK;
+}
+
+/* expm1 on |d| < KD_EXPM1_BAND only (kernels.h), given d2 = d * d: d + d^2 P(d)
+ * with P by Estrin's scheme: three dependent FMAs where Horner's takes five.
+ * Outside the band (NaN and +-inf included) the result is garbage that the
+ * caller never selects. */
+static inline kd_vf kd_expm1f_band(kd_vf d, kd_vf d2) {
+  kd_vf p01 = kd_fmadd(kd_set1(KD_EXPM1_C3), d, kd_set1(KD_EXPM1_C2));
+  kd_vf p23 = kd_fmadd(kd_set1(KD_EXPM1_C5), d, kd_set1(KD_EXPM1_C4));
+  kd_vf p45 = kd_fmadd(kd_set1(KD_EXPM1_C7), d, kd_set1(KD_EXPM1_C6));
+  kd_vf p = kd_fmadd(kd_fmadd(p45, d2, p23), d2, p01);
+  return kd_fmadd(p, d2, d);
 }
 
 int KD_FN(rmax2)(size_t n, const float *s, const float *t, float *s_max, float *t_max) {
@@ -74,7 +81,7 @@ size_t KD_FN(expsum2)(size_t n, const float *s, const float *t, const kd_ce_row 
   double ds = 0.0, dt = 0.0;
   size_t first = n;
   for (size_t j = 0; j < n;) {
-    size_t end = kd_block_end(j, n);
+    size_t end = kd_ce_block_end(j, n);
     kd_vf fs[KD_CE_U], ft[KD_CE_U];
     for (int k = 0; k < KD_CE_U; k++) fs[k] = ft[k] = kd_zero();
     for (; j + KD_CE_STEP <= end; j += KD_CE_STEP) {
@@ -117,31 +124,31 @@ size_t KD_FN(expsum2)(size_t n, const float *s, const float *t, const kd_ce_row 
   return first;
 }
 
+/* sum_j r_j log(q_j + 1e-5) as 1/zt * sum_j et_j log(es_j/zs + 1e-5): r's
+ * constant factor joins once, in double, and q_j + 1e-5 is one FMA. */
 double KD_FN(celoss)(size_t n, const float *es, const float *et, const kd_ce_row *row) {
-  const kd_vf izs = kd_set1(row->inv_zs), izt = kd_set1(row->inv_zt);
+  const kd_vf izs = kd_set1(row->inv_zs);
   const kd_vf eps = kd_set1(KD_EPS);
   double sum = 0.0;
   for (size_t j = 0; j < n;) {
-    size_t end = kd_block_end(j, n);
+    size_t end = kd_ce_block_end(j, n);
     kd_vf f[KD_CE_U];
     for (int k = 0; k < KD_CE_U; k++) f[k] = kd_zero();
     for (; j + KD_CE_STEP <= end; j += KD_CE_STEP) {
       for (int k = 0; k < KD_CE_U; k++) {
         size_t i = j + k * KD_LANES;
-        kd_vf q = kd_mul(kd_load(es + i), izs);
-        kd_vf r = kd_mul(kd_load(et + i), izt);
-        f[k] = kd_fmadd(r, kd_log(kd_add(q, eps)), f[k]);
+        kd_vf qe = kd_fmadd(kd_load(es + i), izs, eps);
+        f[k] = kd_fmadd(kd_load(et + i), kd_log(qe), f[k]);
       }
     }
     for (; j < end; j += KD_LANES) {
       kd_vm m = kd_tail(end - j);
-      kd_vf q = kd_mul(kd_load_part(es + j, end - j, m), izs);
-      kd_vf r = kd_mul(kd_load_part(et + j, end - j, m), izt);
-      f[0] = kd_fmadd_m(f[0], m, r, kd_log(kd_add(q, eps)));
+      kd_vf qe = kd_fmadd(kd_load_part(es + j, end - j, m), izs, eps);
+      f[0] = kd_fmadd_m(f[0], m, kd_load_part(et + j, end - j, m), kd_log(qe));
     }
     sum += kd_hsum_n(f, KD_CE_U);
   }
-  return sum;
+  return sum * row->inv_zt;
 }
 
 /* The per-row constants of passes 3b and 4 as vectors: the same value in
@@ -177,23 +184,29 @@ static inline void kd_cestats_vec(kd_vf x, kd_vf y, kd_vf e_s, kd_vf e_t,
   kd_vf r = kd_mul(e_t, c->inv_zt);
   /* t_j - s_j as a TwoSum pair: exact at any offset between the two. */
   kd_vf a = kd_sub(y, x), bb = kd_sub(a, y);
-  kd_vf a_lo = kd_add(kd_sub(y, kd_sub(a, bb)), kd_sub(kd_neg(x), bb));
+  kd_vf a_lo = kd_sub(kd_sub(y, kd_sub(a, bb)), kd_add(x, bb)); /* -x - bb, negated exactly */
   kd_vf d = kd_fmadd(kd_add(kd_sub(a, c->max_gap), kd_sub(a_lo, c->max_gap_lo)), c->inv_temp,
                      c->log_zs_zt);
   /* The scalar ternary as a select: the polynomial of NaN or +-inf (masked
-   * classes, lanes past n) is computed but never chosen. */
-  kd_vm band = kd_lt(kd_abs(d), kd_set1(KD_EXPM1_BAND));
-  kd_vf diff = kd_select(band, kd_fnmadd(q, kd_expm1f_band(d), kd_zero()), kd_sub(q, r));
+   * classes, lanes past n) is computed but never chosen. d^2 < band^2 is
+   * |d| < band for every float d, NaN included (rounding is monotone, and
+   * with a band of 1/2 the float below it squares to below 1/4), and d^2
+   * serves the polynomial too. */
+  kd_vf d2 = kd_mul(d, d);
+  kd_vm band = kd_lt(d2, kd_set1(KD_EXPM1_BAND * KD_EXPM1_BAND));
+  /* r_j - q_j = q_j expm1(d_j): the scalar file's diff negated, so that
+   * the band's product and the select are one masked multiply on AVX-512. */
+  kd_vf r_q = kd_select(band, kd_mul(q, kd_expm1f_band(d, d2)), kd_sub(r, q));
   /* A true division: a reciprocal estimate needs Newton steps to match it
    * and was no faster (docs/design.md). */
   kd_vf rcp = kd_div(kd_set1(1.0f), kd_add(q, eps));
-  kd_vf w = kd_mul(r, rcp), u = kd_mul(kd_add(diff, eps), rcp);
+  kd_vf w = kd_mul(r, rcp), u = kd_mul(kd_sub(eps, r_q), rcp);
   *f = kd_fmadd_m(*f, m, r, kd_log(kd_add(q, eps)));
   *fq = kd_add_m(*fq, m, q);
   *fqw = kd_fmadd_m(*fqw, m, q, w);
   *fqu = kd_fmadd_m(*fqu, m, q, u);
   kd_vm u_form = kd_gt(w, kd_set1(KD_U_FORM_W));
-  kd_vf size = kd_mul(kd_mul(q, kd_add(kd_abs(diff), eps)), rcp);
+  kd_vf size = kd_mul(kd_mul(q, kd_add(kd_abs(r_q), eps)), rcp);
   *u_size = kd_max_m(*u_size, kd_mand(u_form, m), size);
   /* -q by the sign bit, so a q of +0 becomes -0 and still marks the u-form. */
   *q_out = kd_select(u_form, kd_neg(q), q);
@@ -206,7 +219,7 @@ double KD_FN(cestats)(size_t n, const float *s, const float *t, float *es_q, flo
   double sum = 0.0, dq = 0.0, dqw = 0.0, dqu = 0.0;
   kd_vf u_size = kd_zero();
   for (size_t j = 0; j < n;) {
-    size_t end = kd_block_end(j, n);
+    size_t end = kd_ce_block_end(j, n);
     kd_vf f[KD_CE_U], fq[KD_CE_U], fqw[KD_CE_U], fqu[KD_CE_U], q, v;
     for (int k = 0; k < KD_CE_U; k++) f[k] = fq[k] = fqw[k] = fqu[k] = kd_zero();
     for (; j + KD_CE_STEP <= end; j += KD_CE_STEP) {
@@ -240,16 +253,16 @@ double KD_FN(cestats)(size_t n, const float *s, const float *t, float *es_q, flo
 }
 
 /* One vector of pass 4: the sign of q_signed picks the form; *e gets the size
- * of the terms the bracket cancels from, scaled like the gradient. */
+ * of the terms the bracket cancels from, scaled like the gradient. With the
+ * form's sum S (sum q*u or sum q*w), the bracket is S - v_j * sum q up to
+ * the sign, which q_signed carries: in the u-form, -q_j * (S - u_j sum q)
+ * = q_j * (u_j sum q - S). Every value rounds as in the two-formula form. */
 static inline kd_vf kd_cegrad_vec(kd_vf q_signed, kd_vf v, const kd_ce_grad_lanes *c, kd_vf *e) {
-  kd_vf b_u = kd_fmsub(v, c->q_sum, c->qu_sum);
-  kd_vf b_w = kd_fnmadd(v, c->q_sum, c->qw_sum);
-  kd_vf b = kd_select_sign(q_signed, b_u, b_w);
-  kd_vf sum = kd_select_sign(q_signed, kd_abs(c->qu_sum), kd_abs(c->qw_sum));
-  kd_vf size = kd_fmadd(kd_abs(v), c->q_sum, sum);
-  kd_vf q = kd_abs(q_signed);
-  *e = kd_mul(kd_mul(kd_abs(c->grad_scale), q), size);
-  return kd_mul(kd_mul(c->grad_scale, q), b);
+  kd_vf sum = kd_select_sign(q_signed, c->qu_sum, c->qw_sum);
+  kd_vf sum_abs = kd_select_sign(q_signed, kd_abs(c->qu_sum), kd_abs(c->qw_sum));
+  kd_vf sq = kd_mul(c->grad_scale, q_signed);
+  *e = kd_mul(kd_abs(sq), kd_fmadd(kd_abs(v), c->q_sum, sum_abs));
+  return kd_mul(sq, kd_fnmadd(v, c->q_sum, sum));
 }
 
 void KD_FN(cegrad)(size_t n, const float *q_signed, const float *v, float *grad,
@@ -261,7 +274,7 @@ void KD_FN(cegrad)(size_t n, const float *q_signed, const float *v, float *grad,
   /* Both maxima start at 0 and take values >= 0, as kd_max_m asks. */
   kd_vf max_abs = kd_zero(), max_err = kd_zero();
   for (size_t j = 0; j < n;) {
-    size_t end = kd_block_end(j, n);
+    size_t end = kd_ce_block_end(j, n);
     kd_vf f[KD_CE_U], e;
     for (int k = 0; k < KD_CE_U; k++) f[k] = kd_zero();
     for (; j + KD_CE_STEP <= end; j += KD_CE_STEP) {
@@ -269,10 +282,18 @@ void KD_FN(cegrad)(size_t n, const float *q_signed, const float *v, float *grad,
         size_t i = j + k * KD_LANES;
         kd_vf g = kd_cegrad_vec(kd_load(q_signed + i), kd_load(v + i), &c, &e);
         kd_store(grad + i, g);
-        kd_vm keep = kd_all_but(skip - i); /* skip < i wraps to "every lane" */
-        f[k] = kd_add_m(f[k], keep, g);
-        max_abs = kd_max_m(max_abs, keep, kd_abs(g));
-        max_err = kd_max_m(max_err, keep, e);
+        /* Only one vector holds the skipped class: the others need no mask
+         * (skip < i wraps to a large skip - i). */
+        if (skip - i >= KD_LANES) {
+          f[k] = kd_add(f[k], g);
+          max_abs = kd_max(kd_abs(g), max_abs);
+          max_err = kd_max(e, max_err);
+        } else {
+          kd_vm keep = kd_all_but(skip - i);
+          f[k] = kd_add_m(f[k], keep, g);
+          max_abs = kd_max_m(max_abs, keep, kd_abs(g));
+          max_err = kd_max_m(max_err, keep, e);
+        }
       }
     }
     for (; j < end; j += KD_LANES) {
