@@ -35,6 +35,9 @@ KD_API const char *kd_status_str(kd_status status) {
   case KD_ERR_NOMEM: return "a needed allocation failed";
   case KD_ERR_UNSUPPORTED: return "this CPU or build lacks that ISA";
   case KD_ERR_THREADS: return "a negative or too large thread count, or the pool cannot start";
+  case KD_ERR_WEIGHT: return "a row weight is negative, NaN or infinite";
+  case KD_ERR_BETA: return "beta is outside (0, 1)";
+  case KD_ERR_REDUCTION: return "not a kd_reduction value";
   default: return "unknown status";
   }
 }
