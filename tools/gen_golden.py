@@ -31,11 +31,10 @@ the per-row distances d_i of the same formula as Megatron's and Liger's
 padding masks do: sum_i w_i d_i / sum_i w_i (0 when every weight is 0), or
 sum_i w_i d_i; the per-row losses factor * w_i * d_i are golden too.
 
-Two places where a framework's literal float32 formula is not what is
-evaluated, both identical to it wherever it is finite: Liger's
-KLDivLoss(log_target=True) is exp(target) * (target - input), NaN at a
-masked class (0 * -inf); the golden form takes 0 there (0 log 0 = 0). FACIL's
-iCaRL term goes through sigmoid then log, which float32 saturates (log(1 -
+Where a literal formula is NaN in float64 (autograd through pow at p = 0,
+Megatron's kl_div target or Liger's log M at an underflowed or masked class:
+0 * -inf), an equal stable form gives the value instead, and the case is
+flagged (FRAMEWORKS). FACIL's iCaRL term goes through sigmoid then log, which float32 saturates (log(1 -
 sigmoid(s)) is -inf, clamped to -100, beyond |s| ~ 17): it is evaluated in
 float64 on logits where that is exact, and its factor-C normalisation is
 checked against KD_BCE_SIGMOID with factor C.
@@ -228,7 +227,7 @@ def facil_ce(s, t, T, beta, rows=False, softmax_form=False):
 
 def kl_log_target(input, target):
     """KLDivLoss(reduction="none", log_target=True), with 0 where target is
-    -inf (PyTorch: 0 * -inf = NaN there; module text)."""
+    -inf (PyTorch: 0 * -inf = NaN there)."""
     target0 = torch.where(torch.isinf(target), torch.zeros_like(target), target)
     return torch.exp(target) * (target0 - input)
 
@@ -236,12 +235,12 @@ def kl_log_target(input, target):
 def jsd_liger(s, t, T, beta, rows=False):
     """Liger-Kernel's LigerJSD(beta) on log_softmax(s/T), log_softmax(t/T)
     (GKD's generalised JSD): beta KL(r || M) + (1 - beta) KL(q || M)."""
+    kl = torch.nn.KLDivLoss(reduction="none", log_target=True)
     log_q = torch.log_softmax(s / T, dim=1)
     log_p = torch.log_softmax(t / T, dim=1)
     m = torch.lerp(torch.exp(log_q), torch.exp(log_p), beta)
     log_m = torch.log(m)
-    d = beta * kl_log_target(log_m, log_p).sum(dim=-1) \
-        + (1 - beta) * kl_log_target(log_m, log_q).sum(dim=-1)
+    d = beta * kl(log_m, log_p).sum(dim=-1) + (1 - beta) * kl(log_m, log_q).sum(dim=-1)
     return d if rows else (d / log_q.shape[0]).sum()
 
 
@@ -275,9 +274,11 @@ def kl_reverse_stable(s, t, T, beta, rows=False):
 
 
 def jsd_stable(s, t, T, beta, rows=False):
-    """Liger's JSD with log M = logaddexp(log beta + log r, log(1 - beta) + log q):
-    where both q_j and r_j underflow to 0 in float64, log(lerp(q, r, beta)) is
-    -inf and the literal form NaN; this one gives the limit, 0."""
+    """Liger's JSD with log M = logaddexp(log beta + log r, log(1 - beta) + log q)
+    and 0 log 0 = 0: where both q_j and r_j underflow to 0 in float64,
+    log(lerp(q, r, beta)) is -inf, and at a masked class KLDivLoss's
+    exp(target) * (target - input) is 0 * -inf: the literal form is NaN
+    there; this one gives the limit, 0."""
     log_q = torch.log_softmax(s / T, dim=1)
     log_p = torch.log_softmax(t / T, dim=1)
     log_m = torch.logaddexp(math.log(beta) + log_p, math.log1p(-beta) + log_q)
