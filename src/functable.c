@@ -16,8 +16,12 @@
       .celoss = kd_f32_celoss_##name,                                                \
       .cestats = kd_f32_cestats_##name,                                              \
       .cegrad = kd_f32_cegrad_##name,                                                \
+      .klsum = kd_f32_klsum_##name,                                                  \
+      .divstats = kd_f32_divstats_##name,                                            \
       .mse = kd_f32_mse_##name,                                                      \
       .msegrad = kd_f32_msegrad_##name,                                              \
+      .bce = kd_f32_bce_##name,                                                      \
+      .bcegrad = kd_f32_bcegrad_##name,                                              \
   };
 
 KD_TABLE(scalar, KD_ISA_SCALAR)

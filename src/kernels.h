@@ -61,7 +61,7 @@
 #include <stddef.h>
 #include "kdloss.h"
 
-#define KD_EPS 1e-5f       /* the pipeline's fixed epsilon in log(q + 1e-5) */
+#define KD_EPS 1e-5f       /* LwF's epsilon in log(q + 1e-5); FACIL's is KD_EPS / cols */
 #define KD_BLOCK 256       /* elements per float partial sum before it joins a double */
 #define KD_EXPM1_BAND 0.5f /* |d_j| below this: q_j - r_j via expm1 */
 #define KD_U_FORM_W 0.5f   /* w_j above this: the gradient uses the u-form */
@@ -94,6 +94,8 @@ typedef struct kd_ce_row {
   float s_max, t_max; /* pass 1 */
   float max_gap, max_gap_lo; /* t_max - s_max as a TwoSum pair */
   float inv_temp;     /* 1/T */
+  float eps;          /* the cross-entropies' epsilon: KD_EPS, or KD_EPS / cols (FACIL) */
+  float beta;         /* KD_JSD's beta */
   float inv_zs, inv_zt, log_zs_zt; /* after pass 2 */
   float q_sum, qw_sum, qu_sum;     /* after pass 3b */
   float grad_scale;                /* factor / (rows * T) */
@@ -145,6 +147,26 @@ typedef struct kd_grad_stats {
  * until the row is known to be well conditioned). */
 typedef void (*kd_cegrad_fn)(size_t n, const float *q_signed, const float *v, float *grad,
                              const kd_ce_row *row, size_t skip, kd_grad_stats *stats);
+/* Soft cross-entropy (kl == 0) or KL (kl == 1), after pass 2 (see div_passes.h).
+ * Returns sum_j et_j * (-y_j) (y_j = (s_j - s_max)/T) or sum_j et_j * A_j
+ * (A_j = ((t_j - t_max) - (s_j - s_max))/T), +inf when a class the student
+ * masks is one the teacher does not; grad (may be s, or NULL for none):
+ * grad_j = grad_scale * (q_j - r_j). */
+typedef double (*kd_klsum_fn)(size_t n, const float *s, const float *t, const float *es,
+                              const float *et, const kd_ce_row *row, int kl, float *grad);
+/* Reverse KL (jsd == 0) or JSD (jsd == 1), after pass 2 (see div_passes.h).
+ * Overwrites es with q_j and et with v_j, the w-form values of pass 4 (all
+ * classes w-form); sums: q = sum q, qw = sum q*v, u_size = max |v_j|.
+ * Returns sum_j es_j * A_j, -inf when a class the teacher masks is one the
+ * student does not (reverse KL), or the JSD row distance itself. */
+typedef double (*kd_divstats_fn)(size_t n, const float *s, const float *t, float *es_q,
+                                 float *et_v, const kd_ce_row *row, int jsd,
+                                 kd_ce_sums *sums);
+/* BCE with logits: sum_j softplus(s_j) - sigmoid(t_j) s_j (non-finite for an
+ * infinite input), and grad_j = scale * (sigmoid(s_j) - sigmoid(t_j)) (grad may be s). */
+typedef double (*kd_bce_fn)(size_t n, const float *s, const float *t);
+typedef double (*kd_bcegrad_fn)(size_t n, const float *s, const float *t,
+                                float scale, float *grad);
 /* MSE: sum_j (s_j - t_j)^2. */
 typedef double (*kd_mse_fn)(size_t n, const float *s, const float *t);
 /* MSE: the same sum, and grad_j = scale * (s_j - t_j) (grad may be s). */
@@ -158,8 +180,12 @@ typedef struct kd_kernels {
   kd_celoss_fn celoss;
   kd_cestats_fn cestats;
   kd_cegrad_fn cegrad;
+  kd_klsum_fn klsum;
+  kd_divstats_fn divstats;
   kd_mse_fn mse;
   kd_msegrad_fn msegrad;
+  kd_bce_fn bce;
+  kd_bcegrad_fn bcegrad;
 } kd_kernels;
 
 #define KD_DECLARE_KERNELS(isa)                                                      \
@@ -171,8 +197,14 @@ typedef struct kd_kernels {
                               float *, const kd_ce_row *, kd_ce_sums *);             \
   void kd_f32_cegrad_##isa(size_t, const float *, const float *, float *,           \
                            const kd_ce_row *, size_t, kd_grad_stats *);             \
+  double kd_f32_klsum_##isa(size_t, const float *, const float *, const float *,    \
+                            const float *, const kd_ce_row *, int, float *);         \
+  double kd_f32_divstats_##isa(size_t, const float *, const float *, float *,       \
+                               float *, const kd_ce_row *, int, kd_ce_sums *);       \
   double kd_f32_mse_##isa(size_t, const float *, const float *);                    \
-  double kd_f32_msegrad_##isa(size_t, const float *, const float *, float, float *);
+  double kd_f32_msegrad_##isa(size_t, const float *, const float *, float, float *); \
+  double kd_f32_bce_##isa(size_t, const float *, const float *);                    \
+  double kd_f32_bcegrad_##isa(size_t, const float *, const float *, float, float *);
 
 KD_DECLARE_KERNELS(scalar)
 KD_DECLARE_KERNELS(avx2)
