@@ -13,15 +13,18 @@
  *         a TwoSum pair (cestats' d_j without log(zs/zt)).
  * The row loop adds the last term in double. Their gradient is
  * grad_scale * (q_j - r_j), with q_j - r_j = -q_j expm1(d_j) where
- * |d_j| = |log(r_j/q_j)| < KD_EXPM1_BAND, else the plain difference. Why that
- * needs no conditioning check: in the band, expm1(d_j) is relatively
- * accurate and so is q_j, so the element is too, up to d_j's absolute error
- * ~2^-24 (|A_j| + |log(zs/zt)|), which is 0 for identical inputs and small
- * beside |d_j| unless the row's normalisers differ, when max_j |q_j - r_j|
- * is itself large; outside the band r_j/q_j is beyond e^0.5 or below e^-0.5,
- * so |q_j - r_j| >= 0.39 max(q_j, r_j): the subtraction loses at most 3 bits
- * over q_j's and r_j's own rounding. Each element is thus accurate to a few
- * ulp of itself, and the contract (1e-5 of the row's largest) holds.
+ * |d_j| = |log(r_j/q_j)| < KD_EXPM1_BAND, else the plain difference.
+ * Outside the band r_j/q_j is beyond e^0.5 or below e^-0.5, so
+ * |q_j - r_j| >= 0.39 max(q_j, r_j): the subtraction loses at most 3 bits
+ * over q_j's and r_j's own rounding. In the band expm1(d_j) and q_j are
+ * relatively accurate, and the element is as accurate as d_j, whose
+ * absolute error is ~2^-24 (|A_j| + |log(zs/zt)| + a few): the rounding of
+ * A_j and of log(zs/zt), and the float exps' rounding in zs/zt. That is
+ * small beside |d_j| unless the row is nearly flat at a high temperature, or
+ * its normalisers differ while a class's d_j is tiny. So the pass reports
+ * max_j q_j (|A_j| + |log(zs/zt)| + 1) over the band, and the row loop
+ * redoes in double the rows where it exceeds the largest |q_j - r_j| by more
+ * than KD_COND_LIMIT (kernels.h), as for the cross-entropy.
  *
  * Reverse KL and JSD (divstats) share pass 4 (cegrad) of the cross-entropy:
  * d/dz_k of sum_j q_j f_j(q_j) for these f is q_k (L_k - sum_j q_j L_j)
@@ -31,16 +34,20 @@
  * w-form (q stored positive), the dominant class and the conditioning check
  * of the row loop, and the double path as for the cross-entropy.
  *   Reverse KL = -sum_j q_j d_j = -(1/zs) sum_j es_j A_j - log(zs/zt); v = d.
- *   JSD: lambda_j = log(M_j/q_j), mu_j = log(M_j/r_j), from d_j = log(r_j/q_j):
- *     d <= 0: lambda = log1p(beta expm1(d)),      mu = lambda - d;
- *     d >  0: mu = log1p((1-beta) expm1(-d)),     lambda = mu + d;
- *   the argument of log1p is in [-max(beta, 1-beta), 0] and expm1's is
- *   -|d| <= 0, in the vector exp's domain; log1p(x) is Goldberg's
- *   log(u) x/(u - 1), u = 1 + x in [min(beta, 1-beta), 1]: a normal float
- *   when beta is (the row loop sends a subnormal beta to double), inside the
- *   vector log's domain. The row distance is
+ *   JSD: lambda_j = log(M_j/q_j), mu_j = log(M_j/r_j), from d_j = log(r_j/q_j),
+ *   with x = beta expm1(d) = beta (-expm1(-d)) / exp(-d) for d > 0:
+ *     d <= 0:         lambda = log1p(beta expm1(d)),   mu = lambda - d;
+ *     d > 0, x < 1:   lambda = log1p(x),               mu = lambda - d;
+ *     d > 0, x >= 1:  mu = log1p((1-beta) expm1(-d)), lambda = mu + d.
+ *   The gradient needs lambda relatively accurate, and each line gives it
+ *   so (the last cancels by at most d/log 2 <= 16x for beta >= 2^-16: the
+ *   row loop sends smaller betas to double); mu's cancellation costs the
+ *   loss only ~2^-24 beta r_j |d_j| absolute. One exp (expm1's argument
+ *   -|d| <= 0 is in the vector exp's domain) and one log per element:
+ *   log1p(x) is Goldberg's log(u) x/(u - 1), u = 1 + x in
+ *   [min(beta, 1-beta), 2), inside the vector log's domain. The row distance is
  *   sum_j -(beta r_j mu_j + (1-beta) q_j lambda_j), terms of zero mass 0;
- *   v_j = -(1-beta) lambda_j.
+ *   v_j = (1-beta) lambda_j.
  * Masks: a class the teacher masks adds 0 (SCE, KL) or makes reverse KL
  * +inf; one the student masks makes SCE and KL +inf where the teacher has
  * mass and adds 0 to reverse KL; JSD takes d = +inf (student masks) or -inf
@@ -67,7 +74,7 @@ static inline kd_vf kd_gap_parts(kd_vf x, kd_vf y, const kd_ce_row *row) {
  * classes the teacher keeps in *inf, returns the gradient (store only). */
 static inline __attribute__((always_inline)) kd_vf
 kd_klsum_vec(kd_vf x, kd_vf y, kd_vf e_s, kd_vf e_t, const kd_ce_row *row, int kl, int store,
-             kd_vm m, kd_vf *f, kd_vm *inf) {
+             kd_vm m, kd_vf *f, kd_vm *inf, kd_vf *max_abs, kd_vf *max_err) {
   const kd_vf ninf = kd_set1(-INFINITY), it = kd_set1(row->inv_temp);
   kd_vf parts = kl || store ? kd_gap_parts(x, y, row) : kd_zero();
   kd_vf val = kl ? kd_mul(parts, it) : kd_mul(kd_sub(kd_set1(row->s_max), x), it);
@@ -81,14 +88,20 @@ kd_klsum_vec(kd_vf x, kd_vf y, kd_vf e_s, kd_vf e_t, const kd_ce_row *row, int k
   /* The polynomial of NaN or +-inf (masked classes) is never selected. */
   kd_vm band = kd_lt(kd_abs(d), kd_set1(KD_EXPM1_BAND));
   kd_vf diff = kd_select(band, kd_fnmadd(q, kd_expm1f_band(d), kd_zero()), kd_sub(q, r));
-  return kd_mul(kd_set1(row->grad_scale), diff);
+  kd_vf g = kd_mul(kd_set1(row->grad_scale), diff);
+  kd_vf size = kd_add(kd_abs(kd_mul(parts, it)), kd_set1(fabsf(row->log_zs_zt) + 1.0f));
+  *max_abs = kd_max_m(*max_abs, m, kd_abs(g));
+  *max_err = kd_max_m(*max_err, kd_mand(m, band), kd_mul(q, size));
+  return g;
 }
 
 static inline __attribute__((always_inline)) double
 kd_klsum_row(size_t n, const float *s, const float *t, const float *es, const float *et,
-             const kd_ce_row *row, int kl, float *grad, int store) {
+             const kd_ce_row *row, int kl, float *grad, int store, kd_grad_stats *stats) {
   double sum = 0.0;
   kd_vm inf = kd_none();
+  /* Both maxima start at 0 and take values >= 0, as kd_max_m asks. */
+  kd_vf max_abs = kd_zero(), max_err = kd_zero();
   for (size_t j = 0; j < n;) {
     size_t end = kd_block_end(j, n);
     kd_vf f[KD_DIV_U];
@@ -97,8 +110,9 @@ kd_klsum_row(size_t n, const float *s, const float *t, const float *es, const fl
       for (int k = 0; k < KD_DIV_U; k++) {
         size_t i = j + k * KD_LANES;
         kd_vf g = kd_klsum_vec(kd_load(s + i), kd_load(t + i), kd_load(es + i),
-                               kd_load(et + i), row, kl, store, kd_all(), &f[k], &inf);
-        if (store) kd_store(grad + i, g); /* grad may be s: this vector is read */
+                               kd_load(et + i), row, kl, store, kd_all(), &f[k], &inf,
+                               &max_abs, &max_err);
+        if (store) kd_store(grad + i, g); /* grad may be s or et: this vector is read */
       }
     }
     for (; j < end; j += KD_LANES) {
@@ -106,26 +120,32 @@ kd_klsum_row(size_t n, const float *s, const float *t, const float *es, const fl
       kd_vm m = kd_tail(k);
       kd_vf g = kd_klsum_vec(kd_load_part(s + j, k, m), kd_load_part(t + j, k, m),
                              kd_load_part(es + j, k, m), kd_load_part(et + j, k, m), row, kl,
-                             store, m, &f[0], &inf);
+                             store, m, &f[0], &inf, &max_abs, &max_err);
       if (store) kd_store_part(grad + j, k, m, g);
     }
     sum += kd_hsum_n(f, KD_DIV_U);
+  }
+  if (store) {
+    stats->others = 0.0;
+    stats->max_abs = kd_hmax(max_abs);
+    stats->max_err = fabsf(row->grad_scale) * kd_hmax(max_err);
   }
   return kd_mbits(inf) ? INFINITY : sum;
 }
 
 double KD_FN(klsum)(size_t n, const float *s, const float *t, const float *es,
-                    const float *et, const kd_ce_row *row, int kl, float *grad) {
+                    const float *et, const kd_ce_row *row, int kl, float *grad,
+                    kd_grad_stats *stats) {
   if (grad)
-    return kl ? kd_klsum_row(n, s, t, es, et, row, 1, grad, 1)
-              : kd_klsum_row(n, s, t, es, et, row, 0, grad, 1);
-  return kl ? kd_klsum_row(n, s, t, es, et, row, 1, NULL, 0)
-            : kd_klsum_row(n, s, t, es, et, row, 0, NULL, 0);
+    return kl ? kd_klsum_row(n, s, t, es, et, row, 1, grad, 1, stats)
+              : kd_klsum_row(n, s, t, es, et, row, 0, grad, 1, stats);
+  return kl ? kd_klsum_row(n, s, t, es, et, row, 1, NULL, 0, NULL)
+            : kd_klsum_row(n, s, t, es, et, row, 0, NULL, 0, NULL);
 }
 
-/* log1p(x) for x in [-1 + 2^-126, 0] (Goldberg): u = 1 + x; x where u
+/* log1p(x) for x in [-1 + 2^-126, 1) (Goldberg): u = 1 + x; x where u
  * rounds to 1, else log(u) x / (u - 1), whose second factor corrects u's
- * rounding. u is a normal float in [2^-126, 1]. */
+ * rounding. u is a normal float in [2^-126, 2). */
 static inline kd_vf kd_log1p_neg(kd_vf x) {
   const kd_vf one = kd_set1(1.0f);
   kd_vf u = kd_add(one, x);
@@ -154,15 +174,17 @@ kd_divstats_vec(kd_vf x, kd_vf y, kd_vf e_s, kd_vf e_t, const kd_ce_row *row, in
     kd_vf nd = kd_neg(kd_abs(d)); /* <= 0 */
     kd_vm band = kd_lt(kd_abs(d), kd_set1(KD_EXPM1_BAND));
     kd_vf e = kd_select(band, kd_expm1f_band(nd), kd_sub(kd_exp(nd), kd_set1(1.0f)));
-    kd_vm pos = kd_gt(d, zero);
-    kd_vf l1 = kd_log1p_neg(kd_mul(kd_select(pos, beta1, beta), e));
-    kd_vf lambda = kd_select(pos, kd_add(l1, d), l1);
-    kd_vf mu = kd_select(pos, l1, kd_sub(l1, d));
+    /* big: d > 0 and beta expm1(d) >= 1, where mu goes through log1p. */
+    kd_vf x = kd_div(kd_mul(beta, kd_neg(e)), kd_add(e, kd_set1(1.0f)));
+    kd_vm pos = kd_gt(d, zero), big = kd_mand(pos, kd_not_lt(x, kd_set1(1.0f)));
+    kd_vf l1 = kd_log1p_neg(kd_select(big, kd_mul(beta1, e), kd_select(pos, x, kd_mul(beta, e))));
+    kd_vf lambda = kd_select(big, kd_add(l1, d), l1);
+    kd_vf mu = kd_select(big, l1, kd_sub(l1, d));
     kd_vm q0 = kd_eq(q, zero);
     kd_vf r_mu = kd_select(kd_eq(r, zero), zero, kd_mul(r, mu));
     kd_vf q_lambda = kd_select(q0, zero, kd_mul(q, lambda));
     term = kd_neg(kd_fmadd(beta, r_mu, kd_mul(beta1, q_lambda)));
-    v = kd_select(q0, zero, kd_mul(kd_neg(beta1), lambda));
+    v = kd_select(q0, zero, kd_mul(beta1, lambda));
   }
   *f = kd_add_m(*f, m, term);
   *fq = kd_add_m(*fq, m, q);

@@ -264,8 +264,10 @@ static double div_row_f64(kd_distance dist, size_t n, const float *s, const floa
         v = sm || tm ? 0.0 : lr - lq;
         break;
       default: { /* KD_JSD */
-        /* Terms of zero mass are 0 (their logs may be -inf). */
-        double lm = log(beta * r + (1.0 - beta) * q);
+        /* Terms of zero mass are 0 (their logs may be -inf). log M from the
+         * logs, as M itself may underflow where r or q does not. */
+        double a = lr + log(beta), b = lq + log1p(-beta), hi = fmax(a, b);
+        double lm = hi == -INFINITY ? hi : hi + log1p(exp(-fabs(a - b)));
         term = (r > 0.0 ? beta * r * (lr - lm) : 0.0) + (q > 0.0 ? (1.0 - beta) * q * (lq - lm) : 0.0);
         v = q > 0.0 ? -(1.0 - beta) * (lq - lm) : 0.0;
       }
@@ -365,8 +367,14 @@ static double softmax_row(const kd_kernels *k, const request *r, const float *s,
   float *out = g == s ? et : g;
   if (dist == KD_SOFT_CROSS_ENTROPY || dist == KD_KL_DIV) {
     int kl = dist == KD_KL_DIV;
-    double sum = k->klsum(n, s, t, es, et, row, kl, g);
-    return sum / zt + (kl ? log(zs / zt) : log(zs));
+    kd_grad_stats st;
+    double d = k->klsum(n, s, t, es, et, row, kl, g ? out : NULL, &st) / zt +
+               (kl ? log(zs / zt) : log(zs));
+    if (g && st.max_err > KD_COND_LIMIT * st.max_abs)
+      softmax_row_f64(r, s, t, scale, g);
+    else if (g && out != g)
+      memcpy(g, out, n * sizeof *g);
+    return d;
   }
   if (dist == KD_KL_DIV_REVERSE || dist == KD_JSD) {
     kd_ce_sums sums;
@@ -427,10 +435,10 @@ static kd_status softmax_rows(const kd_kernels *k, const request *r, size_t i0, 
   double least = KD_CE_SCALE_LEAST;
   if (dist == KD_CROSS_ENTROPY_UNIFORM_EPS) least *= (double)r->cols;
   /* Per call, not per row: a temperature above 1 (only then can an
-   * overflowed shift matter). JSD with a subnormal beta leaves the vector
-   * log's domain (div_passes.h): double. */
+   * overflowed shift matter). JSD with beta below 2^-16 would cancel in
+   * float (div_passes.h): double. */
   int hot = r->p.temperature > 1.0f;
-  int f64 = dist == KD_JSD && r->p.beta < FLT_MIN;
+  int f64 = dist == KD_JSD && r->p.beta < 0x1p-16f;
   double total = 0.0;
   for (size_t i = i0; i < i1; i++) {
     double w = weight(r, i);

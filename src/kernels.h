@@ -150,10 +150,14 @@ typedef void (*kd_cegrad_fn)(size_t n, const float *q_signed, const float *v, fl
 /* Soft cross-entropy (kl == 0) or KL (kl == 1), after pass 2 (see div_passes.h).
  * Returns sum_j et_j * (-y_j) (y_j = (s_j - s_max)/T) or sum_j et_j * A_j
  * (A_j = ((t_j - t_max) - (s_j - s_max))/T), +inf when a class the student
- * masks is one the teacher does not; grad (may be s, or NULL for none):
- * grad_j = grad_scale * (q_j - r_j). */
+ * masks is one the teacher does not; grad (NULL for none; may be s or et):
+ * grad_j = grad_scale * (q_j - r_j), and into stats (grad only) max |grad_j|
+ * and max_err = |grad_scale| max_j q_j (|A_j| + |log(zs/zt)| + 1) over the
+ * classes where q - r comes from expm1(d_j): the size d_j's rounding error
+ * is proportional to (div_passes.h). */
 typedef double (*kd_klsum_fn)(size_t n, const float *s, const float *t, const float *es,
-                              const float *et, const kd_ce_row *row, int kl, float *grad);
+                              const float *et, const kd_ce_row *row, int kl, float *grad,
+                              kd_grad_stats *stats);
 /* Reverse KL (jsd == 0) or JSD (jsd == 1), after pass 2 (see div_passes.h).
  * Overwrites es with q_j and et with v_j, the w-form values of pass 4 (all
  * classes w-form); sums: q = sum q, qw = sum q*v, u_size = max |v_j|.
@@ -198,7 +202,8 @@ typedef struct kd_kernels {
   void kd_f32_cegrad_##isa(size_t, const float *, const float *, float *,           \
                            const kd_ce_row *, size_t, kd_grad_stats *);             \
   double kd_f32_klsum_##isa(size_t, const float *, const float *, const float *,    \
-                            const float *, const kd_ce_row *, int, float *);         \
+                            const float *, const kd_ce_row *, int, float *,          \
+                            kd_grad_stats *);                                        \
   double kd_f32_divstats_##isa(size_t, const float *, const float *, float *,       \
                                float *, const kd_ce_row *, int, kd_ce_sums *);       \
   double kd_f32_mse_##isa(size_t, const float *, const float *);                    \

@@ -21,8 +21,10 @@ static inline float q_minus_r(float q, float r, float d) {
 }
 
 double kd_f32_klsum_scalar(size_t n, const float *s, const float *t, const float *es,
-                           const float *et, const kd_ce_row *row, int kl, float *grad) {
+                           const float *et, const kd_ce_row *row, int kl, float *grad,
+                           kd_grad_stats *stats) {
   double sum = 0.0;
+  float max_abs = 0.0f, max_err = 0.0f, abs_l = fabsf(row->log_zs_zt);
   int inf = 0;
   for (size_t j = 0; j < n; j++) {
     float x = s[j], y = t[j];
@@ -32,9 +34,18 @@ double kd_f32_klsum_scalar(size_t n, const float *s, const float *t, const float
     else if (x == -INFINITY) inf = 1;     /* the student masks it: +inf */
     else sum += term;
     if (grad) {
-      float q = es[j] * row->inv_zs, r = et[j] * row->inv_zt;
-      grad[j] = row->grad_scale * q_minus_r(q, r, a + row->log_zs_zt);
+      float q = es[j] * row->inv_zs, r = et[j] * row->inv_zt, d = a + row->log_zs_zt;
+      float g = row->grad_scale * q_minus_r(q, r, d);
+      float e = fabsf(d) < KD_EXPM1_BAND ? q * (fabsf(a) + abs_l + 1.0f) : 0.0f;
+      grad[j] = g; /* after et[j] was read: grad may be et */
+      max_abs = fabsf(g) > max_abs ? fabsf(g) : max_abs;
+      max_err = e > max_err ? e : max_err;
     }
+  }
+  if (grad) {
+    stats->others = 0.0;
+    stats->max_abs = max_abs;
+    stats->max_err = fabsf(row->grad_scale) * max_err;
   }
   return inf ? INFINITY : sum;
 }
@@ -60,8 +71,9 @@ double kd_f32_divstats_scalar(size_t n, const float *s, const float *t, float *e
       if (x == -INFINITY) d = INFINITY;
       if (y == -INFINITY) d = -INFINITY;
       float e = expm1f(-fabsf(d)), lambda, mu;
-      if (d <= 0.0f) {
-        lambda = log1pf(beta * e);
+      float x = beta * -e / (e + 1.0f); /* d > 0: beta expm1(d) */
+      if (d <= 0.0f || x < 1.0f) {
+        lambda = log1pf(d <= 0.0f ? beta * e : x);
         mu = lambda - d;
       } else {
         mu = log1pf((1.0f - beta) * e);
@@ -69,7 +81,7 @@ double kd_f32_divstats_scalar(size_t n, const float *s, const float *t, float *e
       }
       float r_mu = r == 0.0f ? 0.0f : r * mu, q_lambda = q == 0.0f ? 0.0f : q * lambda;
       term = -(beta * r_mu + (1.0f - beta) * q_lambda);
-      v = q == 0.0f ? 0.0f : -(1.0f - beta) * lambda;
+      v = q == 0.0f ? 0.0f : (1.0f - beta) * lambda;
     }
     sum += term;
     dq += q;
