@@ -186,16 +186,37 @@ static void note(worst *w, double frac, size_t k) {
 
 static const char *isa_now(void) { return kd_isa_name(kd_get_isa()); }
 
+/* The weights' largest value and sum (1 and rows without weights). */
+static void weight_stats(const golden_case *c, double *w_max, double *w_sum) {
+  *w_max = 1;
+  *w_sum = (double)c->rows;
+  if (!c->weight) return;
+  *w_max = *w_sum = 0;
+  for (size_t i = 0; i < c->rows; i++) {
+    *w_max = fmax(*w_max, c->weight[i]);
+    *w_sum += c->weight[i];
+  }
+}
+
+/* The factor term of the loss bound (tolerance.h): |factor| for the mean,
+ * |factor| sum w for the sum; |factor| w_i for row_loss[i] (row >= 0). */
+static double factor_term(const golden_case *c, long row) {
+  double w_max, w_sum;
+  weight_stats(c, &w_max, &w_sum);
+  if (row >= 0) return fabs(c->factor) * (c->weight ? c->weight[row] : 1.0);
+  return fabs(c->factor) * (c->reduction == KD_REDUCE_SUM ? w_sum : 1.0);
+}
+
 /* Returns 1 if value is within the contract around ref; records the worst.
  * what names the call and, for a row loss, row is its index (else -1). */
 static int check_value(size_t k, const char *what, long row, float value, double ref, worst *w) {
   const golden_case *c = &cases[k];
   double err = fabs((double)value - ref);
-  double tol = tk_loss_tol(ref, c->factor);
+  double tol = tk_loss_tol(ref, factor_term(c, row));
   double frac = tol > 0 ? err / tol : (err > 0 ? INFINITY : 0);
   note(w, frac, k);
   /* Relative errors only where the relative term is the larger part of the bound. */
-  if (TK_LOSS_REL * fabs(ref) >= TK_LOSS_ABS_PER_FACTOR * fabs(c->factor) && ref != 0)
+  if (TK_LOSS_REL * fabs(ref) >= TK_LOSS_ABS_PER_FACTOR * factor_term(c, row) && ref != 0)
     tk_worst.loss_rel = fmax(tk_worst.loss_rel, err / fabs(ref));
   tk_worst.loss_tol_frac = fmax(tk_worst.loss_tol_frac, frac);
   if (tk_within(value, ref, tol)) return 1;
@@ -215,22 +236,11 @@ static int check_status(size_t k, const char *what, kd_status st) {
   return 0;
 }
 
-/* The gradient's scale of kdloss.h: max_i |c_i| / T (softmax distances),
- * / C (BCE), 2 / C (MSE), c_i = factor w_i / W (mean) or factor w_i (sum). */
 static double grad_scale(const golden_case *c) {
-  double wmax = 1, wsum = (double)c->rows;
-  if (c->weight) {
-    wmax = wsum = 0;
-    for (size_t i = 0; i < c->rows; i++) {
-      wmax = fmax(wmax, c->weight[i]);
-      wsum += c->weight[i];
-    }
-  }
-  double ci = fabs(c->factor) * wmax;
-  if (c->reduction == KD_REDUCE_MEAN) ci = wsum > 0 ? ci / wsum : 0;
-  if (c->distance == KD_MSE) return 2 * ci / (double)c->cols;
-  if (c->distance == KD_BCE_SIGMOID) return ci / (double)c->cols;
-  return ci / c->temperature;
+  double w_max, w_sum;
+  weight_stats(c, &w_max, &w_sum);
+  kd_params p = {c->distance, c->factor, c->temperature, c->beta, c->reduction, c->weight};
+  return tk_grad_scale_ex(&p, c->cols, w_max, w_sum);
 }
 
 static int check_grad(size_t k, const float *g, worst *w) {

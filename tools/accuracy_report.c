@@ -9,10 +9,15 @@
  * sweep, of
  *   loss: |loss - ref| / |ref|
  *   grad: max_ij |grad_ij - ref_ij| / max_ij |ref_ij|
- * for the cross-entropy (kd_loss_f32 for the loss, kd_loss_grad_f32 for the
- * gradient) and the MSE. tools/accuracy_torch.py prints PyTorch float32's rows
- * for the same sweep: the definition and the input generator below are those
- * of tools/gen_golden.py (SWEEP_*, sweep_seed, sweep_inputs); keep them in step.
+ * for the cross-entropy and the MSE, then one row per ISA and distance for the
+ * other six (JSD at beta 0.5; BCE, which takes no temperature, on MSE's
+ * inputs: shapes x {independent, near} x scales). Every call is
+ * kd_loss_ex_f32 (no weights, mean: kd_loss_f32 and kd_loss_grad_f32 bit for
+ * bit), the loss without the gradient, then the gradient. tools/accuracy_torch.py
+ * prints PyTorch float32's rows for the same sweep: the definition and the
+ * input generator below are those of tools/gen_golden.py (SWEEP_*,
+ * sweep_seed, sweep_inputs) and accuracy_torch.py (family_inputs); keep them
+ * in step.
  */
 #include <math.h>
 #include <stdint.h>
@@ -65,18 +70,24 @@ static void cell(errors *e) {
   printf(" %.2e | %.2e |", e->v[e->n - 1], median);
 }
 
+#define JSD_BETA 0.5f
+#define N_DISTANCES 8 /* KD_CROSS_ENTROPY .. KD_BCE_SIGMOID */
+static const char *const names[N_DISTANCES] = {
+    "ce", "mse", "soft_ce", "kl", "kl_reverse", "ce_uniform_eps", "jsd", "bce_sigmoid"};
+
 static int measure(kd_distance d, float T, size_t rows, size_t cols, uint64_t seed, double scale,
                    int near, float *s, float *t, float *g, double *ref_grad, errors *loss_err,
                    errors *grad_err) {
   size_t n = rows * cols;
   fill(seed, n, scale, near, s, t);
-  double ref = kd_reference_f64(d, 1.0, T, rows, cols, s, cols, t, cols, ref_grad);
-  float loss;
-  kd_status st = kd_loss_f32(d, 1.0f, T, rows, cols, s, cols, t, cols, &loss);
-  if (st == KD_OK) st = kd_loss_grad_f32(d, 1.0f, T, rows, cols, s, cols, t, cols, NULL, g, cols);
+  kd_params p = {d, 1.0f, T, JSD_BETA, KD_REDUCE_MEAN, NULL};
+  double ref = kd_reference_ex_f64(&p, rows, cols, s, cols, t, cols, NULL, ref_grad);
+  float loss, again;
+  kd_status st = kd_loss_ex_f32(&p, rows, cols, s, cols, t, cols, &loss, NULL, NULL, cols);
+  if (st == KD_OK) st = kd_loss_ex_f32(&p, rows, cols, s, cols, t, cols, &again, NULL, g, cols);
   if (st != KD_OK || isnan(ref)) {
-    fprintf(stderr, "accuracy_report: %s, T %g, %zux%zu: %s\n", d == KD_MSE ? "mse" : "ce",
-            (double)T, rows, cols, kd_status_str(st));
+    fprintf(stderr, "accuracy_report: %s, T %g, %zux%zu: %s\n", names[d], (double)T, rows, cols,
+            kd_status_str(st));
     return 0;
   }
   double max_ref = 0, max_err = 0;
@@ -87,7 +98,7 @@ static int measure(kd_distance d, float T, size_t rows, size_t cols, uint64_t se
     max_ref = r > max_ref ? r : max_ref;
     max_err = e > max_err ? e : max_err;
   }
-  loss_err->v[loss_err->n++] = fabs((double)loss - ref) / fabs(ref);
+  loss_err->v[loss_err->n++] = ref != 0 ? fabs((double)loss - ref) / fabs(ref) : fabs(loss);
   /* At low T a gradient can be entirely tiny (1e-35, 1e-60: every
    * q_j (S - w_j) near or below float's range), where no float32 result has
    * relative accuracy and kdloss.h's bound is its absolute term,
@@ -101,6 +112,34 @@ static int measure(kd_distance d, float T, size_t rows, size_t cols, uint64_t se
     grad_err->skipped_abs = fmax(grad_err->skipped_abs, max_err);
   }
   return 1;
+}
+
+/* The six other distances, one row per ISA and distance (see the top). */
+static int family(float *s, float *t, float *g, double *ref_grad) {
+  static errors loss, grad;
+  int ok = 1;
+  printf("\nThe other distances against the double reference (the same sweep; BCE on MSE's "
+         "inputs)\n\n| distance | implementation | cases | loss max | loss median | grad max | "
+         "grad median |\n|---|---|---|---|---|---|---|\n");
+  for (kd_distance d = KD_SOFT_CROSS_ENTROPY; d < N_DISTANCES; d++)
+    for (kd_isa isa = KD_ISA_SCALAR; isa <= KD_ISA_NEON; isa++) {
+      if (!kd_isa_supported(isa)) continue;
+      if (kd_set_isa(isa) != KD_OK || kd_get_isa() != isa) return 0;
+      memset(&loss, 0, sizeof loss);
+      memset(&grad, 0, sizeof grad);
+      int bce = d == KD_BCE_SIGMOID;
+      for (size_t i = 0; i < NSHAPES; i++)
+        for (size_t k = 0; k < NSCALES; k++)
+          for (size_t j = 0; j < (bce ? (size_t)MSE_KINDS : NTEMPS); j++)
+            ok &= measure(d, bce ? 1.0f : temps[j], shapes[i][0], shapes[i][1],
+                          sweep_seed(d, i, j, k), scales[k], bce && j == MSE_NEAR, s, t, g,
+                          ref_grad, &loss, &grad);
+      printf("| %s | kdloss %s | %zu |", names[d], kd_isa_name(isa), loss.n);
+      cell(&loss);
+      cell(&grad);
+      printf("\n");
+    }
+  return ok;
 }
 
 int main(void) {
@@ -157,6 +196,7 @@ int main(void) {
            "below the bound's absolute term everywhere (1e-12 x the gradient's scale); their largest "
            "absolute error, any ISA: %.2e.\n",
            skipped, skipped_abs);
+  ok &= family(s, t, g, ref_grad);
   kd_set_isa(KD_ISA_AUTO);
   free(s);
   free(t);

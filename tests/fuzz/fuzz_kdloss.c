@@ -238,13 +238,10 @@ static kd_status expect_args(const call *c, int injected, int kind) {
   if (!elementwise(c->distance) && !(c->temperature >= FLT_MIN && c->temperature <= FLT_MAX))
     return KD_ERR_TEMPERATURE;
   if (c->distance == KD_JSD && !(c->beta > 0.0f && c->beta < 1.0f)) return KD_ERR_BETA;
-  double w_sum = 0, w_max = 0;
-  for (size_t i = 0; i < c->rows; i++) {
-    float w = weight_of(c, i);
-    if (!(w >= 0.0f && w <= FLT_MAX)) return KD_ERR_WEIGHT;
-    w_sum += w;
-    w_max = fmax(w_max, w);
-  }
+  for (size_t i = 0; i < c->rows; i++)
+    if (!(weight_of(c, i) >= 0.0f && weight_of(c, i) <= FLT_MAX)) return KD_ERR_WEIGHT;
+  double w_sum, w_max;
+  weight_stats(c, &w_max, &w_sum);
   /* The gradient's largest scale, c_i / T (softmax), 2 c_i / C (MSE), c_i / C (BCE). */
   if (c->with_grad && w_sum > 0) {
     double den = (c->reduction == KD_REDUCE_MEAN ? w_sum : 1.0) *
@@ -255,17 +252,13 @@ static kd_status expect_args(const call *c, int injected, int kind) {
   return injected > 0 ? (kd_status)injected : KD_OK;
 }
 
-/* The gradient's scale of the bound (tolerance.h, with kdloss.h's c_i). */
-static double grad_scale(const call *c) {
-  double w_sum = 0, w_max = 0;
+/* The weights' largest value and sum. */
+static void weight_stats(const call *c, double *w_max, double *w_sum) {
+  *w_max = *w_sum = 0;
   for (size_t i = 0; i < c->rows; i++) {
-    w_sum += weight_of(c, i);
-    w_max = fmax(w_max, weight_of(c, i));
+    *w_sum += weight_of(c, i);
+    *w_max = fmax(*w_max, weight_of(c, i));
   }
-  double ci = fabs(c->factor) * w_max / (c->reduction == KD_REDUCE_MEAN ? w_sum : 1.0);
-  if (w_sum == 0) ci = 0;
-  if (c->distance == KD_MSE) return 2.0 * ci / (double)c->cols;
-  return ci / (c->distance == KD_BCE_SIGMOID ? (double)c->cols : c->temperature);
 }
 
 /* Whether the values make the call KD_ERR_NONFINITE (rows of weight 0 are
@@ -305,18 +298,24 @@ static void check_untouched(const call *c, int grad_written) {
   }
 }
 
+/* The bounds of tolerance.h: the loss's factor term is |factor| (mean) or
+ * |factor| sum w (sum), row_loss[i]'s |factor| w_i. */
 static void check_values(const call *c, double ref) {
+  double w_max, w_sum;
+  weight_stats(c, &w_max, &w_sum);
   if (c->loss) {
-    double tol = tk_loss_tol(ref, c->factor);
+    double tol = tk_loss_tol(ref, fabs(c->factor) * (c->reduction == KD_REDUCE_SUM ? w_sum : 1));
     if (!tk_within(*c->loss, ref, tol)) violation(c, "loss %.9g, reference %.17g", *c->loss, ref);
   }
   for (size_t i = 0; c->row_loss && i < c->rows; i++)
-    if (!tk_within(c->row_loss[i], ref_rows[i], tk_loss_tol(ref_rows[i], c->factor)))
+    if (!tk_within(c->row_loss[i], ref_rows[i],
+                   tk_loss_tol(ref_rows[i], fabs(c->factor) * weight_of(c, i))))
       violation(c, "row_loss %.9g, reference %.17g", c->row_loss[i], ref_rows[i]);
   if (!c->with_grad) return;
   double max_ref = 0;
   for (size_t k = 0; k < c->rows * c->cols; k++) max_ref = fmax(max_ref, fabs(ref_grad[k]));
-  double tol = tk_grad_tol(max_ref, grad_scale(c));
+  kd_params p = {c->distance, c->factor, c->temperature, c->beta, c->reduction, c->w};
+  double tol = tk_grad_tol(max_ref, tk_grad_scale_ex(&p, c->cols, w_max, w_sum));
   for (size_t i = 0; i < c->rows; i++)
     for (size_t j = 0; j < c->cols; j++)
       if (!tk_within(c->g[i * c->ldg + j], ref_grad[i * c->cols + j], tol))
