@@ -141,6 +141,15 @@ static float weight_of(const call *c, size_t i) {
   return c->w ? c->w[i] : 1.0f;
 }
 
+/* The weights' largest value and sum. */
+static void weight_stats(const call *c, double *w_max, double *w_sum) {
+  *w_max = *w_sum = 0;
+  for (size_t i = 0; i < c->rows; i++) {
+    *w_sum += weight_of(c, i);
+    *w_max = fmax(*w_max, weight_of(c, i));
+  }
+}
+
 static void violation(const call *c, const char *fmt, double a, double b) {
   fprintf(stderr,
           "kdloss contract violated: isa=%s %s distance %d %s%s%s rows=%zu cols=%zu "
@@ -250,15 +259,6 @@ static kd_status expect_args(const call *c, int injected, int kind) {
     if (!(fabs(scale) <= FLT_MAX)) return KD_ERR_FACTOR;
   }
   return injected > 0 ? (kd_status)injected : KD_OK;
-}
-
-/* The weights' largest value and sum. */
-static void weight_stats(const call *c, double *w_max, double *w_sum) {
-  *w_max = *w_sum = 0;
-  for (size_t i = 0; i < c->rows; i++) {
-    *w_sum += weight_of(c, i);
-    *w_max = fmax(*w_max, weight_of(c, i));
-  }
 }
 
 /* Whether the values make the call KD_ERR_NONFINITE (rows of weight 0 are
