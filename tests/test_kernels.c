@@ -161,9 +161,10 @@ static row_case case_new(const kd_kernels *scalar, const char *pass, const char 
   c.temperature = seed % 2 ? 2.0f : 0.7f;
   if (inputs == NONFINITE) return c;
 
-  /* As ce_rows in src/kdloss.c: factor 1, three rows, this one the last. */
+  /* As softmax_rows in src/kdloss.c: factor 1, three rows, this one the last. */
   kd_ce_row *row = &c.row;
   row->inv_temp = 1.0f / c.temperature;
+  row->eps = KD_EPS;
   row->grad_scale = (float)(1.0 / (3.0 * c.temperature));
   row->next_s = c.s;
   row->next_t = c.t;

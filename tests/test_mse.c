@@ -83,19 +83,7 @@ static void mse_values(void **state) {
 /* Row weights (mixed, all zero: NaN rows never read) and both reductions. */
 static void mse_weights(void **state) {
   (void)state;
-  static const size_t rows[] = {1, 3, 17, 64};
-  for (size_t k = 0; k < TK_COUNT(rows); k++)
-    for (int wk = TK_W_NONE; wk <= TK_W_ZERO; wk++)
-      for (int red = KD_REDUCE_MEAN; red <= KD_REDUCE_SUM; red++) {
-        tk_case c = tk_default(dist, rows[k], 33);
-        c.weights = (tk_weights)wk;
-        c.reduction = (kd_reduction)red;
-        c.seed = 700 + k * 10 + (uint64_t)(wk * 2 + red);
-        tk_run(&c);
-        c.in_place = 1;
-        c.factor = -2.0f;
-        tk_run(&c);
-      }
+  tk_run_weights(tk_default(dist, 1, 33), 700);
 }
 
 /* Random shapes, scales, shifts, weights and reductions; KDLOSS_TEST_SEED

@@ -331,6 +331,25 @@ void tk_run_strides(tk_case c, uint64_t seed0) {
       }
 }
 
+void tk_run_weights(tk_case c, uint64_t seed0) {
+  static const size_t rows[] = {1, 3, 17, 64};
+  int softmax = c.distance != KD_MSE && c.distance != KD_BCE_SIGMOID;
+  for (size_t k = 0; k < TK_COUNT(rows); k++)
+    for (int wk = TK_W_NONE; wk <= TK_W_ZERO; wk++)
+      for (int red = KD_REDUCE_MEAN; red <= KD_REDUCE_SUM; red++) {
+        tk_case d = c;
+        d.rows = rows[k];
+        d.weights = (tk_weights)wk;
+        d.reduction = (kd_reduction)red;
+        d.seed = seed0 + k * 10 + (uint64_t)(wk * 2 + red);
+        tk_run(&d);
+        if (softmax) d.inputs = TK_MASKED_BOTH;
+        d.in_place = 1;
+        d.factor = -2.0f;
+        tk_run(&d);
+      }
+}
+
 void tk_print_worst(const char *isa) {
   if (tk_worst.cases == 0) return; /* a group without accuracy cases */
   printf("[ worst    ] %s: %zu cases; loss error %.3g of tolerance (max relative %.3g); "

@@ -64,6 +64,11 @@ void tk_run(const tk_case *c);
  * place; seeds from seed0. */
 void tk_run_strides(tk_case c, uint64_t seed0);
 
+/* The case at rows {1, 3, 17, 64} with every tk_weights and both
+ * reductions, then again in place with factor -2 (and, for the softmax
+ * distances, masks on both sides); seeds from seed0. */
+void tk_run_weights(tk_case c, uint64_t seed0);
+
 /* Worst error seen by tk_run since the last reset, as a fraction of the
  * tolerance (<= 1 passes) and as a relative error. */
 typedef struct tk_stats {

@@ -42,13 +42,14 @@ static inline float32x4_t kd_exp_neon(float32x4_t x) {
 }
 
 /*
- * log, 4 x f32. Domain [1e-5, 2] (by construction any positive
- * normal float, measured on [1e-5, 2] only). Max error 0.83 ulp over every
+ * log, 4 x f32. Domain [FLT_MIN, 2] (by construction any positive
+ * normal float, measured on [FLT_MIN, 2] only). Max error 0.83 ulp over every
  * float of it against libm in double, log(1) = 0 exactly; tests/test_vecmath.c
  * asserts TK_LOG_ULP. Zero, subnormals, negatives, inf and NaN give garbage
- * (no fault). The kernels pass q + 1e-5 with q a probability in [0, 1] (up
- * to rounding): always in [1e-5, 2]; lanes past n are kept out of every sum
- * after the call.
+ * (no fault). The kernels pass q + eps with q a probability in [0, 1] (up
+ * to rounding) and eps = 1e-5 or 1e-5/cols (>= 5e-24 for any cols that fits
+ * in memory), and 1 + x for log1p with x in [-1 + FLT_MIN, 1): always in
+ * [FLT_MIN, 2]; lanes past n are kept out of every sum after the call.
  */
 static inline float32x4_t kd_log_neon(float32x4_t x) {
   static const float c[] = {KD_LOG_P0, KD_LOG_P1, KD_LOG_P2, KD_LOG_P3, KD_LOG_P4,
