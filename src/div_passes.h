@@ -143,6 +143,64 @@ double KD_FN(klsum)(size_t n, const float *s, const float *t, const float *es,
             : kd_klsum_row(n, s, t, es, et, row, 0, NULL, 0, NULL);
 }
 
+/* One vector of divloss (kind constant): adds es, et and the term in lanes m. */
+static inline __attribute__((always_inline)) void
+kd_divloss_vec(kd_vf x, kd_vf y, const kd_ce_row *row, int kind, kd_vm m, kd_vf *fs, kd_vf *ft,
+               kd_vf *f, kd_vm *inf) {
+  const kd_vf ninf = kd_set1(-INFINITY), it = kd_set1(row->inv_temp);
+  const kd_vf smax = kd_set1(row->s_max);
+  kd_vf e_s = kd_exp(kd_mul(kd_sub(x, smax), it));
+  kd_vf e_t = kd_exp(kd_mul(kd_sub(y, kd_set1(row->t_max)), it));
+  *fs = kd_add_m(*fs, m, e_s);
+  *ft = kd_add_m(*ft, m, e_t);
+  kd_vf val = kind == 0 ? kd_mul(kd_sub(smax, x), it) : kd_mul(kd_gap_parts(x, y, row), it);
+  kd_vf term = kd_mul(kind == 2 ? e_s : e_t, val);
+  kd_vm sm = kd_eq(x, ninf), tm = kd_eq(y, ninf);
+  *f = kd_add_m(*f, m, kd_select(kd_mor(sm, tm), kd_zero(), term));
+  /* SCE, KL: infinite where only the student masks; reverse KL: only the teacher. */
+  kd_vm only = kind == 2 ? kd_mand(tm, kd_gt(x, ninf)) : kd_mand(sm, kd_gt(y, ninf));
+  *inf = kd_mor(*inf, kd_mand(m, only));
+}
+
+static inline __attribute__((always_inline)) double
+kd_divloss_row(size_t n, const float *s, const float *t, const kd_ce_row *row, int kind,
+               double *zs, double *zt) {
+  double sum = 0.0, ds = 0.0, dt = 0.0;
+  kd_vm inf = kd_none();
+  for (size_t j = 0; j < n;) {
+    size_t end = kd_block_end(j, n);
+    kd_vf f[KD_DIV_U], fs[KD_DIV_U], ft[KD_DIV_U];
+    for (int k = 0; k < KD_DIV_U; k++) f[k] = fs[k] = ft[k] = kd_zero();
+    for (; j + KD_DIV_STEP <= end; j += KD_DIV_STEP) {
+      for (int k = 0; k < KD_DIV_U; k++) {
+        size_t i = j + k * KD_LANES;
+        if (i % KD_PREFETCH_STRIDE == 0) kd_prefetch_next(row, i);
+        kd_divloss_vec(kd_load(s + i), kd_load(t + i), row, kind, kd_all(), &fs[k], &ft[k],
+                       &f[k], &inf);
+      }
+    }
+    for (; j < end; j += KD_LANES) {
+      size_t k = end - j;
+      kd_vm m = kd_tail(k);
+      kd_divloss_vec(kd_load_part(s + j, k, m), kd_load_part(t + j, k, m), row, kind, m, &fs[0],
+                     &ft[0], &f[0], &inf);
+    }
+    sum += kd_hsum_n(f, KD_DIV_U);
+    ds += kd_hsum_n(fs, KD_DIV_U);
+    dt += kd_hsum_n(ft, KD_DIV_U);
+  }
+  *zs = ds;
+  *zt = dt;
+  return kd_mbits(inf) ? (kind == 2 ? -INFINITY : INFINITY) : sum;
+}
+
+double KD_FN(divloss)(size_t n, const float *s, const float *t, const kd_ce_row *row, int kind,
+                      double *zs, double *zt) {
+  return kind == 0   ? kd_divloss_row(n, s, t, row, 0, zs, zt)
+         : kind == 1 ? kd_divloss_row(n, s, t, row, 1, zs, zt)
+                     : kd_divloss_row(n, s, t, row, 2, zs, zt);
+}
+
 /* log1p(x) for x in [-1 + 2^-126, 1) (Goldberg): u = 1 + x; x where u
  * rounds to 1, else log(u) x / (u - 1), whose second factor corrects u's
  * rounding. u is a normal float in [2^-126, 2). */

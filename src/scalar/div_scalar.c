@@ -50,6 +50,30 @@ double kd_f32_klsum_scalar(size_t n, const float *s, const float *t, const float
   return inf ? INFINITY : sum;
 }
 
+double kd_f32_divloss_scalar(size_t n, const float *s, const float *t, const kd_ce_row *row,
+                             int kind, double *zs, double *zt) {
+  double sum = 0.0, ds = 0.0, dt = 0.0;
+  int inf = 0;
+  for (size_t j = 0; j < n; j++) {
+    float x = s[j], y = t[j];
+    float es = expf((x - row->s_max) * row->inv_temp), et = expf((y - row->t_max) * row->inv_temp);
+    ds += es;
+    dt += et;
+    float a = gap_over_t(x, y, row);
+    float term = kind == 0 ? et * ((row->s_max - x) * row->inv_temp) : (kind == 1 ? et : es) * a;
+    /* SCE, KL: a class the teacher masks adds 0, one only the student masks
+     * is +inf; reverse KL the other way round. */
+    int zero = kind == 2 ? x == -INFINITY : y == -INFINITY;
+    int infinite = kind == 2 ? y == -INFINITY : x == -INFINITY;
+    if (zero) continue;
+    if (infinite) inf = 1;
+    else sum += term;
+  }
+  *zs = ds;
+  *zt = dt;
+  return inf ? (kind == 2 ? -INFINITY : INFINITY) : sum;
+}
+
 double kd_f32_divstats_scalar(size_t n, const float *s, const float *t, float *es_q,
                               float *et_v, const kd_ce_row *row, int jsd, kd_ce_sums *sums) {
   double sum = 0.0, dq = 0.0, dqv = 0.0;
