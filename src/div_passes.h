@@ -143,7 +143,7 @@ double KD_FN(klsum)(size_t n, const float *s, const float *t, const float *es,
             : kd_klsum_row(n, s, t, es, et, row, 0, NULL, 0, NULL);
 }
 
-/* One vector of divloss (kind constant): adds es, et and the term in lanes m. */
+/* One vector of divloss (kind constant): adds es, et and the term (times T) in lanes m. */
 static inline __attribute__((always_inline)) void
 kd_divloss_vec(kd_vf x, kd_vf y, const kd_ce_row *row, int kind, kd_vm m, kd_vf *fs, kd_vf *ft,
                kd_vf *f, kd_vm *inf) {
@@ -153,7 +153,8 @@ kd_divloss_vec(kd_vf x, kd_vf y, const kd_ce_row *row, int kind, kd_vm m, kd_vf 
   kd_vf e_t = kd_exp(kd_mul(kd_sub(y, kd_set1(row->t_max)), it));
   *fs = kd_add_m(*fs, m, e_s);
   *ft = kd_add_m(*ft, m, e_t);
-  kd_vf val = kind == 0 ? kd_mul(kd_sub(smax, x), it) : kd_mul(kd_gap_parts(x, y, row), it);
+  /* 1/T joins the sum in the row loop. */
+  kd_vf val = kind == 0 ? kd_sub(smax, x) : kd_gap_parts(x, y, row);
   kd_vf term = kd_mul(kind == 2 ? e_s : e_t, val);
   kd_vm sm = kd_eq(x, ninf), tm = kd_eq(y, ninf);
   *f = kd_add_m(*f, m, kd_select(kd_mor(sm, tm), kd_zero(), term));

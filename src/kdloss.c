@@ -362,7 +362,7 @@ static double softmax_row(const kd_kernels *k, const request *r, const float *s,
    * pass (div_passes.h): two exps per element. */
   if (!g && (dist == KD_SOFT_CROSS_ENTROPY || dist == KD_KL_DIV || dist == KD_KL_DIV_REVERSE)) {
     int kind = dist == KD_SOFT_CROSS_ENTROPY ? 0 : dist == KD_KL_DIV ? 1 : 2;
-    double sum = k->divloss(n, s, t, row, kind, &zs, &zt);
+    double sum = k->divloss(n, s, t, row, kind, &zs, &zt) * row->inv_temp;
     return kind == 0 ? sum / zt + log(zs) : kind == 1 ? sum / zt + log(zs / zt)
                                                      : -sum / zs - log(zs / zt);
   }

@@ -160,9 +160,10 @@ typedef double (*kd_klsum_fn)(size_t n, const float *s, const float *t, const fl
                               kd_grad_stats *stats);
 /* The loss alone of soft cross-entropy (kind 0), KL (1) or reverse KL (2),
  * in place of pass 2 (see div_passes.h): zs and zt as expsum2 computes them,
- * nothing stored, and returns sum_j et_j (-y_j) (SCE), sum_j et_j A_j (KL),
- * sum_j es_j A_j (reverse KL), with +inf (SCE, KL) or -inf (reverse KL)
- * for the masks that make the distance infinite. Needs s_max, t_max,
+ * nothing stored, and returns T times sum_j et_j (-y_j) (SCE), sum_j et_j A_j
+ * (KL) or sum_j es_j A_j (reverse KL) (the row loop multiplies by 1/T), with
+ * +inf (SCE, KL) or -inf (reverse KL) for the masks that make the distance
+ * infinite. Needs s_max, t_max,
  * max_gap, max_gap_lo and inv_temp of row. */
 typedef double (*kd_divloss_fn)(size_t n, const float *s, const float *t, const kd_ce_row *row,
                                 int kind, double *zs, double *zt);
