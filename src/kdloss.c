@@ -585,7 +585,10 @@ static kd_status run(request *r) {
   if (status != KD_OK) return status;
   rows_job j = {kd_kernels_current(), r};
   int softmax = is_softmax(r->p.distance);
-  size_t scratch = softmax && r->cols > KD_STACK_COLS ? 2 * r->cols : 0;
+  kd_distance d = r->p.distance;
+  int no_scratch = !r->grad && (d == KD_SOFT_CROSS_ENTROPY || d == KD_KL_DIV ||
+                                d == KD_KL_DIV_REVERSE); /* divloss */
+  size_t scratch = softmax && !no_scratch && r->cols > KD_STACK_COLS ? 2 * r->cols : 0;
   double acc = 0.0;
   /* An element's work: CE 2 exp + 1 log; MSE 2 loads; BCE 2 exp + 1 log. */
   size_t cost = r->p.distance == KD_MSE ? 1 : 4;
