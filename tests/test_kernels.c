@@ -379,8 +379,11 @@ static void mse_body(const kd_kernels *simd, const kd_kernels *scalar, row_case 
   free(t.base);
 }
 
-/* Out of place, and in place over the student (grad == s). */
-static void msegrad_body(const kd_kernels *simd, const kd_kernels *scalar, row_case *c) {
+/* An element-wise gradient pass (msegrad or bcegrad, by name), out of place
+ * and in place over the student (grad == s): the sums within sum_tol, each
+ * element within elem_rel of itself. */
+static void elemgrad_check(const kd_kernels *simd, const kd_kernels *scalar, row_case *c,
+                           int bce, double sum_tol, double elem_rel) {
   size_t n = c->at.n;
   const float scale = -0.37f;
   for (int in_place = 0; in_place <= 1; in_place++) {
@@ -391,20 +394,26 @@ static void msegrad_body(const kd_kernels *simd, const kd_kernels *scalar, row_c
     for (int i = 0; i < 2; i++) {
       s[i] = guarded_copy(c->s, n, c->at.misalign);
       g[i] = in_place ? s[i] : guarded_new(n, c->at.misalign);
-      sum[i] = k[i]->msegrad(n, s[i].p, t.p, scale, g[i].p);
+      sum[i] = (bce ? k[i]->bcegrad : k[i]->msegrad)(n, s[i].p, t.p, scale, g[i].p);
     }
     where at = c->at;
-    at.pass = in_place ? "msegrad (in place)" : "msegrad";
+    at.pass = bce ? (in_place ? "bcegrad (in place)" : "bcegrad")
+                  : (in_place ? "msegrad (in place)" : "msegrad");
     guards_intact(&at, "grad", &g[1]);
-    near_enough(&at, "sum", 0, sum[1], sum[0], TK_K_SUM_REL * squares(c));
+    near_enough(&at, "sum", 0, sum[1], sum[0], sum_tol);
     for (size_t j = 0; j < n; j++)
-      near_enough(&at, "grad", j, g[1].p[j], g[0].p[j], TK_K_ELEM_REL * fabsf(g[0].p[j]));
+      near_enough(&at, "grad", j, g[1].p[j], g[0].p[j],
+                  elem_rel * fabsf(g[0].p[j]) + (bce ? TK_K_ELEM_ABS : 0.0));
     free(t.base);
     for (int i = 0; i < 2; i++) {
       free(s[i].base);
       if (!in_place) free(g[i].base);
     }
   }
+}
+
+static void msegrad_body(const kd_kernels *simd, const kd_kernels *scalar, row_case *c) {
+  elemgrad_check(simd, scalar, c, 0, TK_K_SUM_REL * squares(c), TK_K_ELEM_REL);
 }
 
 /* |A_j| + |log(zs/zt)| + 1, A_j = ((t_j - t_max) - (s_j - s_max))/T: the scale
@@ -530,36 +539,12 @@ static void bce_body(const kd_kernels *simd, const kd_kernels *scalar, row_case 
   free(t.base);
 }
 
-/* Out of place, and in place over the student (grad == s). Each gradient
- * element is within a few ulp of itself on both sides, times the up-to-8x
- * cancellation of the sigmoids' difference outside the expm1 band
- * (bce_passes.h): 8 TK_K_ELEM_REL of itself. */
+/* Each gradient element is within a few ulp of itself on both sides, times
+ * the up-to-8x cancellation of the sigmoids' difference outside the expm1
+ * band (bce_passes.h): 8 TK_K_ELEM_REL of itself. */
 static void bcegrad_body(const kd_kernels *simd, const kd_kernels *scalar, row_case *c) {
-  size_t n = c->at.n;
-  const float scale = -0.37f;
-  for (int in_place = 0; in_place <= 1; in_place++) {
-    guarded s[2], g[2];
-    double sum[2];
-    const kd_kernels *k[2] = {scalar, simd};
-    guarded t = guarded_copy(c->t, n, c->at.misalign);
-    for (int i = 0; i < 2; i++) {
-      s[i] = guarded_copy(c->s, n, c->at.misalign);
-      g[i] = in_place ? s[i] : guarded_new(n, c->at.misalign);
-      sum[i] = k[i]->bcegrad(n, s[i].p, t.p, scale, g[i].p);
-    }
-    where at = c->at;
-    at.pass = in_place ? "bcegrad (in place)" : "bcegrad";
-    guards_intact(&at, "grad", &g[1]);
-    near_enough(&at, "sum", 0, sum[1], sum[0], bce_sum_tol(c, sum[0]));
-    for (size_t j = 0; j < n; j++)
-      near_enough(&at, "grad", j, g[1].p[j], g[0].p[j],
-                  8 * TK_K_ELEM_REL * fabsf(g[0].p[j]) + TK_K_ELEM_ABS);
-    free(t.base);
-    for (int i = 0; i < 2; i++) {
-      free(s[i].base);
-      if (!in_place) free(g[i].base);
-    }
-  }
+  double want = scalar->bce(c->at.n, c->s, c->t);
+  elemgrad_check(simd, scalar, c, 1, bce_sum_tol(c, want), 8 * TK_K_ELEM_REL);
 }
 
 static void test_rmax2(void **state) { (void)state; for_each_case("rmax2", NONFINITE, rmax2_body); }
