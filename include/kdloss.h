@@ -25,7 +25,7 @@
  *   KD_REDUCE_SUM:  c_i = factor * w_i
  *   loss = sum_i c_i d_i;  row_loss[i] = factor * w_i * d_i whatever the reduction.
  * kd_loss_f32 and kd_loss_grad_f32 are kd_loss_ex_f32 with row_weight NULL,
- * KD_REDUCE_MEAN and no row_loss, bit for bit.
+ * KD_REDUCE_MEAN and no row_loss, bit for bit (KD_JSD: beta = 1/2).
  * A row of weight 0 is never read (padding rows may hold anything, NaN
  * included): it contributes exactly 0, its row_loss is 0 and its gradient 0.
  * So is a row whose c_i is 0 for factor 0, except that it is still checked.
