@@ -42,7 +42,11 @@
  *   The gradient needs lambda relatively accurate, and each line gives it
  *   so (the last cancels by at most d/log 2 <= 16x for beta >= 2^-16: the
  *   row loop sends smaller betas to double); mu's cancellation costs the
- *   loss only ~2^-24 beta r_j |d_j| absolute. One exp (expm1's argument
+ *   loss only ~2^-24 beta r_j |d_j| absolute. For beta >= 1/8 a cheaper
+ *   split (no division for x) holds as well: lambda = log1p(beta expm1(d))
+ *   for d < KD_EXPM1_BAND, expm1 of either sign from the band polynomial in
+ *   the band, and the last line beyond it, where lambda >= log(1 + (e^0.5 - 1)/8)
+ *   makes the cancellation at most 6.4x. One exp (expm1's argument
  *   -|d| <= 0 is in the vector exp's domain) and one log per element:
  *   log1p(x) is Goldberg's log(u) x/(u - 1), u = 1 + x in
  *   [min(beta, 1-beta), 2), inside the vector log's domain. The row distance is
@@ -231,12 +235,22 @@ kd_divstats_vec(kd_vf x, kd_vf y, kd_vf e_s, kd_vf e_t, const kd_ce_row *row, in
     kd_vf r = kd_mul(e_t, kd_set1(row->inv_zt));
     d = kd_select(tm, ninf, kd_select(sm, kd_set1(INFINITY), d));
     kd_vf nd = kd_neg(kd_abs(d)); /* <= 0 */
-    kd_vm band = kd_lt(kd_abs(d), kd_set1(KD_EXPM1_BAND));
-    kd_vf e = kd_select(band, kd_expm1f_band(nd), kd_sub(kd_exp(nd), kd_set1(1.0f)));
-    /* big: d > 0 and beta expm1(d) >= 1, where mu goes through log1p. */
-    kd_vf x = kd_div(kd_mul(beta, kd_neg(e)), kd_add(e, kd_set1(1.0f)));
-    kd_vm pos = kd_gt(d, zero), big = kd_mand(pos, kd_not_lt(x, kd_set1(1.0f)));
-    kd_vf l1 = kd_log1p_neg(kd_select(big, kd_mul(beta1, e), kd_select(pos, x, kd_mul(beta, e))));
+    kd_vm band = kd_lt(kd_abs(d), kd_set1(KD_EXPM1_BAND)), pos = kd_gt(d, zero), big;
+    kd_vf l1;
+    if (jsd == 2) {
+      /* beta >= 1/8: expm1(d) of either sign from the band polynomial in
+       * the band; big: d beyond the band, where mu goes through log1p. */
+      kd_vf e_out = kd_sub(kd_exp(nd), kd_set1(1.0f));
+      big = kd_mand(pos, kd_not_lt(kd_abs(d), kd_set1(KD_EXPM1_BAND)));
+      kd_vf e_in = kd_select(band, kd_expm1f_band(d), e_out);
+      l1 = kd_log1p_neg(kd_select(big, kd_mul(beta1, e_out), kd_mul(beta, e_in)));
+    } else {
+      kd_vf e = kd_select(band, kd_expm1f_band(nd), kd_sub(kd_exp(nd), kd_set1(1.0f)));
+      /* big: d > 0 and beta expm1(d) >= 1, where mu goes through log1p. */
+      kd_vf x = kd_div(kd_mul(beta, kd_neg(e)), kd_add(e, kd_set1(1.0f)));
+      big = kd_mand(pos, kd_not_lt(x, kd_set1(1.0f)));
+      l1 = kd_log1p_neg(kd_select(big, kd_mul(beta1, e), kd_select(pos, x, kd_mul(beta, e))));
+    }
     kd_vf lambda = kd_select(big, kd_add(l1, d), l1);
     kd_vf mu = kd_select(big, l1, kd_sub(l1, d));
     kd_vm q0 = kd_eq(q, zero);
@@ -293,8 +307,9 @@ kd_divstats_row(size_t n, const float *s, const float *t, float *es_q, float *et
 
 double KD_FN(divstats)(size_t n, const float *s, const float *t, float *es_q, float *et_v,
                        const kd_ce_row *row, int jsd, kd_ce_sums *sums) {
-  return jsd ? kd_divstats_row(n, s, t, es_q, et_v, row, 1, sums)
-             : kd_divstats_row(n, s, t, es_q, et_v, row, 0, sums);
+  if (!jsd) return kd_divstats_row(n, s, t, es_q, et_v, row, 0, sums);
+  return row->beta >= 0.125f ? kd_divstats_row(n, s, t, es_q, et_v, row, 2, sums)
+                             : kd_divstats_row(n, s, t, es_q, et_v, row, 1, sums);
 }
 
 #endif /* KD_DIV_PASSES_H */

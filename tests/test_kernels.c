@@ -485,11 +485,12 @@ static void klsum_body(const kd_kernels *simd, const kd_kernels *scalar, row_cas
   }
 }
 
-/* Reverse KL and JSD (beta 0.3): q and v, their sums, the returned sum. */
+/* Reverse KL, JSD with beta 0.05 and 0.3 (either side of div_passes.h's
+ * 1/8): q and v, their sums, the returned sum. */
 static void divstats_body(const kd_kernels *simd, const kd_kernels *scalar, row_case *c) {
   size_t n = c->at.n;
-  c->row.beta = 0.3f;
-  for (int jsd = 0; jsd <= 1; jsd++) {
+  for (int jsd = 0; jsd <= 2; jsd++) {
+    c->row.beta = jsd == 1 ? 0.05f : 0.3f;
     guarded q[2], v[2];
     kd_ce_sums sums[2];
     double sum[2];
@@ -497,10 +498,11 @@ static void divstats_body(const kd_kernels *simd, const kd_kernels *scalar, row_
     for (int i = 0; i < 2; i++) {
       q[i] = guarded_copy(c->es, n, c->at.misalign);
       v[i] = guarded_copy(c->et, n, c->at.misalign);
-      sum[i] = k[i]->divstats(n, c->s, c->t, q[i].p, v[i].p, &c->row, jsd, &sums[i]);
+      sum[i] = k[i]->divstats(n, c->s, c->t, q[i].p, v[i].p, &c->row, jsd > 0, &sums[i]);
     }
     where at = c->at;
-    at.pass = jsd ? "divstats (jsd)" : "divstats (rkl)";
+    at.pass = jsd == 2 ? "divstats (jsd, beta 0.3)" : jsd ? "divstats (jsd, beta 0.05)"
+                                                          : "divstats (rkl)";
     guards_intact(&at, "es_q", &q[1]);
     guards_intact(&at, "et_v", &v[1]);
     double q_terms = 0.0, v_terms = 0.0;

@@ -100,6 +100,10 @@ double kd_f32_divstats_scalar(size_t n, const float *s, const float *t, float *e
       if (y == -INFINITY) d = -INFINITY;
       float e = expm1f(-fabsf(d)), lambda, mu;
       float x = beta * -e / (e + 1.0f); /* d > 0: beta expm1(d) */
+      if (beta >= 0.125f) { /* the cheaper split of div_passes.h */
+        int big = d > 0.0f && !(fabsf(d) < KD_EXPM1_BAND);
+        x = big ? 1.0f : beta * expm1f(d);
+      }
       if (d <= 0.0f || x < 1.0f) {
         lambda = log1pf(d <= 0.0f ? beta * e : x);
         mu = lambda - d;
