@@ -25,7 +25,7 @@
  *   KD_REDUCE_SUM:  c_i = factor * w_i
  *   loss = sum_i c_i d_i;  row_loss[i] = factor * w_i * d_i whatever the reduction.
  * kd_loss_f32 and kd_loss_grad_f32 are kd_loss_ex_f32 with row_weight NULL,
- * KD_REDUCE_MEAN and no row_loss, bit for bit.
+ * KD_REDUCE_MEAN and no row_loss, bit for bit (KD_JSD: beta = 1/2).
  * A row of weight 0 is never read (padding rows may hold anything, NaN
  * included): it contributes exactly 0, its row_loss is 0 and its gradient 0.
  * So is a row whose c_i is 0 for factor 0, except that it is still checked.
@@ -61,12 +61,13 @@
  *
  * Accuracy (every distance, every ISA, every shape, every valid input),
  * against the exact values:
- *   |loss - ref| <= max(1e-5 * |ref| + 1e-6 * |factor|, one float ulp of ref)
+ *   |loss - ref| <= max(1e-5 * |ref| + 1e-6 * sum_i |c_i|, one float ulp of ref)
+ *   (sum_i |c_i| = |factor| for MEAN, |factor| sum_i w_i for SUM)
  *   max_ij |grad_ij - ref_ij| <= max(1e-5 * max_ij |ref_ij| + 1e-12 * scale,
  *                                    one float ulp of max_ij |ref_ij|)
  *   scale = max_i |c_i| / T (softmax distances), max_i |c_i| / C (BCE),
  *   2 max_i |c_i| / C (MSE)
- * and the same bound for each row_loss[i] against its own reference.
+ * and for each row_loss[i] the loss bound with |factor| w_i for sum_i |c_i|.
  * A loss or gradient element beyond float's range is +-inf with KD_OK (IEEE
  * overflow), on every ISA, in place or not.
  * The same ISA gives bitwise-identical results for the same inputs on every call.
@@ -206,7 +207,12 @@ KD_API kd_status kd_loss_grad_f32(kd_distance distance, float factor, float temp
  * kd_loss_f32, factor (KD_ERR_FACTOR), temperature (KD_ERR_TEMPERATURE),
  * beta (KD_ERR_BETA), the weights (KD_ERR_WEIGHT), the gradient scale
  * overflowing float (KD_ERR_FACTOR), then aliasing (KD_ERR_ALIAS). Costs,
- * scratch and threads as kd_loss_f32 and kd_loss_grad_f32.
+ * scratch and threads as kd_loss_f32 and kd_loss_grad_f32, and: rows of
+ * KD_SOFT_CROSS_ENTROPY, KD_KL_DIV, KD_KL_DIV_REVERSE or KD_JSD whose float
+ * gradient would cancel (nearly flat rows at a high temperature, mostly) are
+ * recomputed in double, as is every KD_JSD row when beta < 2^-16. The loss
+ * alone of KD_SOFT_CROSS_ENTROPY, KD_KL_DIV and KD_KL_DIV_REVERSE uses no
+ * scratch.
  */
 typedef struct kd_params {
   kd_distance distance;

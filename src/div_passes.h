@@ -42,7 +42,11 @@
  *   The gradient needs lambda relatively accurate, and each line gives it
  *   so (the last cancels by at most d/log 2 <= 16x for beta >= 2^-16: the
  *   row loop sends smaller betas to double); mu's cancellation costs the
- *   loss only ~2^-24 beta r_j |d_j| absolute. One exp (expm1's argument
+ *   loss only ~2^-24 beta r_j |d_j| absolute. For beta >= 1/8 a cheaper
+ *   split (no division for x) holds as well: lambda = log1p(beta expm1(d))
+ *   for d < KD_EXPM1_BAND, expm1 of either sign from the band polynomial in
+ *   the band, and the last line beyond it, where lambda >= log(1 + (e^0.5 - 1)/8)
+ *   makes the cancellation at most 6.4x. One exp (expm1's argument
  *   -|d| <= 0 is in the vector exp's domain) and one log per element:
  *   log1p(x) is Goldberg's log(u) x/(u - 1), u = 1 + x in
  *   [min(beta, 1-beta), 2), inside the vector log's domain. The row distance is
@@ -143,6 +147,65 @@ double KD_FN(klsum)(size_t n, const float *s, const float *t, const float *es,
             : kd_klsum_row(n, s, t, es, et, row, 0, NULL, 0, NULL);
 }
 
+/* One vector of divloss (kind constant): adds es, et and the term (times T) in lanes m. */
+static inline __attribute__((always_inline)) void
+kd_divloss_vec(kd_vf x, kd_vf y, const kd_ce_row *row, int kind, kd_vm m, kd_vf *fs, kd_vf *ft,
+               kd_vf *f, kd_vm *inf) {
+  const kd_vf ninf = kd_set1(-INFINITY), it = kd_set1(row->inv_temp);
+  const kd_vf smax = kd_set1(row->s_max);
+  kd_vf e_s = kd_exp(kd_mul(kd_sub(x, smax), it));
+  kd_vf e_t = kd_exp(kd_mul(kd_sub(y, kd_set1(row->t_max)), it));
+  *fs = kd_add_m(*fs, m, e_s);
+  *ft = kd_add_m(*ft, m, e_t);
+  /* 1/T joins the sum in the row loop. */
+  kd_vf val = kind == 0 ? kd_sub(smax, x) : kd_gap_parts(x, y, row);
+  kd_vf term = kd_mul(kind == 2 ? e_s : e_t, val);
+  kd_vm sm = kd_eq(x, ninf), tm = kd_eq(y, ninf);
+  *f = kd_add_m(*f, m, kd_select(kd_mor(sm, tm), kd_zero(), term));
+  /* SCE, KL: infinite where only the student masks; reverse KL: only the teacher. */
+  kd_vm only = kind == 2 ? kd_mand(tm, kd_gt(x, ninf)) : kd_mand(sm, kd_gt(y, ninf));
+  *inf = kd_mor(*inf, kd_mand(m, only));
+}
+
+static inline __attribute__((always_inline)) double
+kd_divloss_row(size_t n, const float *s, const float *t, const kd_ce_row *row, int kind,
+               double *zs, double *zt) {
+  double sum = 0.0, ds = 0.0, dt = 0.0;
+  kd_vm inf = kd_none();
+  for (size_t j = 0; j < n;) {
+    size_t end = kd_block_end(j, n);
+    kd_vf f[KD_DIV_U], fs[KD_DIV_U], ft[KD_DIV_U];
+    for (int k = 0; k < KD_DIV_U; k++) f[k] = fs[k] = ft[k] = kd_zero();
+    for (; j + KD_DIV_STEP <= end; j += KD_DIV_STEP) {
+      for (int k = 0; k < KD_DIV_U; k++) {
+        size_t i = j + k * KD_LANES;
+        if (i % KD_PREFETCH_STRIDE == 0) kd_prefetch_next(row, i);
+        kd_divloss_vec(kd_load(s + i), kd_load(t + i), row, kind, kd_all(), &fs[k], &ft[k],
+                       &f[k], &inf);
+      }
+    }
+    for (; j < end; j += KD_LANES) {
+      size_t k = end - j;
+      kd_vm m = kd_tail(k);
+      kd_divloss_vec(kd_load_part(s + j, k, m), kd_load_part(t + j, k, m), row, kind, m, &fs[0],
+                     &ft[0], &f[0], &inf);
+    }
+    sum += kd_hsum_n(f, KD_DIV_U);
+    ds += kd_hsum_n(fs, KD_DIV_U);
+    dt += kd_hsum_n(ft, KD_DIV_U);
+  }
+  *zs = ds;
+  *zt = dt;
+  return kd_mbits(inf) ? (kind == 2 ? -INFINITY : INFINITY) : sum;
+}
+
+double KD_FN(divloss)(size_t n, const float *s, const float *t, const kd_ce_row *row, int kind,
+                      double *zs, double *zt) {
+  return kind == 0   ? kd_divloss_row(n, s, t, row, 0, zs, zt)
+         : kind == 1 ? kd_divloss_row(n, s, t, row, 1, zs, zt)
+                     : kd_divloss_row(n, s, t, row, 2, zs, zt);
+}
+
 /* log1p(x) for x in [-1 + 2^-126, 1) (Goldberg): u = 1 + x; x where u
  * rounds to 1, else log(u) x / (u - 1), whose second factor corrects u's
  * rounding. u is a normal float in [2^-126, 2). */
@@ -172,12 +235,22 @@ kd_divstats_vec(kd_vf x, kd_vf y, kd_vf e_s, kd_vf e_t, const kd_ce_row *row, in
     kd_vf r = kd_mul(e_t, kd_set1(row->inv_zt));
     d = kd_select(tm, ninf, kd_select(sm, kd_set1(INFINITY), d));
     kd_vf nd = kd_neg(kd_abs(d)); /* <= 0 */
-    kd_vm band = kd_lt(kd_abs(d), kd_set1(KD_EXPM1_BAND));
-    kd_vf e = kd_select(band, kd_expm1f_band(nd), kd_sub(kd_exp(nd), kd_set1(1.0f)));
-    /* big: d > 0 and beta expm1(d) >= 1, where mu goes through log1p. */
-    kd_vf x = kd_div(kd_mul(beta, kd_neg(e)), kd_add(e, kd_set1(1.0f)));
-    kd_vm pos = kd_gt(d, zero), big = kd_mand(pos, kd_not_lt(x, kd_set1(1.0f)));
-    kd_vf l1 = kd_log1p_neg(kd_select(big, kd_mul(beta1, e), kd_select(pos, x, kd_mul(beta, e))));
+    kd_vm band = kd_lt(kd_abs(d), kd_set1(KD_EXPM1_BAND)), pos = kd_gt(d, zero), big;
+    kd_vf l1;
+    if (jsd == 2) {
+      /* beta >= 1/8: expm1(d) of either sign from the band polynomial in
+       * the band; big: d beyond the band, where mu goes through log1p. */
+      kd_vf e_out = kd_sub(kd_exp(nd), kd_set1(1.0f));
+      big = kd_mand(pos, kd_not_lt(kd_abs(d), kd_set1(KD_EXPM1_BAND)));
+      kd_vf e_in = kd_select(band, kd_expm1f_band(d), e_out);
+      l1 = kd_log1p_neg(kd_select(big, kd_mul(beta1, e_out), kd_mul(beta, e_in)));
+    } else {
+      kd_vf e = kd_select(band, kd_expm1f_band(nd), kd_sub(kd_exp(nd), kd_set1(1.0f)));
+      /* big: d > 0 and beta expm1(d) >= 1, where mu goes through log1p. */
+      kd_vf x = kd_div(kd_mul(beta, kd_neg(e)), kd_add(e, kd_set1(1.0f)));
+      big = kd_mand(pos, kd_not_lt(x, kd_set1(1.0f)));
+      l1 = kd_log1p_neg(kd_select(big, kd_mul(beta1, e), kd_select(pos, x, kd_mul(beta, e))));
+    }
     kd_vf lambda = kd_select(big, kd_add(l1, d), l1);
     kd_vf mu = kd_select(big, l1, kd_sub(l1, d));
     kd_vm q0 = kd_eq(q, zero);
@@ -234,8 +307,9 @@ kd_divstats_row(size_t n, const float *s, const float *t, float *es_q, float *et
 
 double KD_FN(divstats)(size_t n, const float *s, const float *t, float *es_q, float *et_v,
                        const kd_ce_row *row, int jsd, kd_ce_sums *sums) {
-  return jsd ? kd_divstats_row(n, s, t, es_q, et_v, row, 1, sums)
-             : kd_divstats_row(n, s, t, es_q, et_v, row, 0, sums);
+  if (!jsd) return kd_divstats_row(n, s, t, es_q, et_v, row, 0, sums);
+  return row->beta >= 0.125f ? kd_divstats_row(n, s, t, es_q, et_v, row, 2, sums)
+                             : kd_divstats_row(n, s, t, es_q, et_v, row, 1, sums);
 }
 
 #endif /* KD_DIV_PASSES_H */

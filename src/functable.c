@@ -17,6 +17,7 @@
       .cestats = kd_f32_cestats_##name,                                              \
       .cegrad = kd_f32_cegrad_##name,                                                \
       .klsum = kd_f32_klsum_##name,                                                  \
+      .divloss = kd_f32_divloss_##name,                                              \
       .divstats = kd_f32_divstats_##name,                                            \
       .mse = kd_f32_mse_##name,                                                      \
       .msegrad = kd_f32_msegrad_##name,                                              \

@@ -355,13 +355,21 @@ static double softmax_row(const kd_kernels *k, const request *r, const float *s,
   float *et = es + n;
   kd_distance dist = r->p.distance;
   double zs, zt;
+  row->max_gap = row->t_max - row->s_max; /* TwoSum: the rounding error too */
+  float bb = row->max_gap - row->t_max;
+  row->max_gap_lo = (row->t_max - (row->max_gap - bb)) + (-row->s_max - bb);
+  /* The loss alone of SCE, KL and reverse KL needs no scratch and no third
+   * pass (div_passes.h): two exps per element. */
+  if (!g && (dist == KD_SOFT_CROSS_ENTROPY || dist == KD_KL_DIV || dist == KD_KL_DIV_REVERSE)) {
+    int kind = dist == KD_SOFT_CROSS_ENTROPY ? 0 : dist == KD_KL_DIV ? 1 : 2;
+    double sum = k->divloss(n, s, t, row, kind, &zs, &zt) * row->inv_temp;
+    return kind == 0 ? sum / zt + log(zs) : kind == 1 ? sum / zt + log(zs / zt)
+                                                     : -sum / zs - log(zs / zt);
+  }
   size_t argmax = k->expsum2(n, s, t, row, es, et, &zs, &zt);
   row->inv_zs = (float)(1.0 / zs);
   row->inv_zt = (float)(1.0 / zt);
   row->log_zs_zt = (float)log(zs / zt);
-  row->max_gap = row->t_max - row->s_max; /* TwoSum: the rounding error too */
-  float bb = row->max_gap - row->t_max;
-  row->max_gap_lo = (row->t_max - (row->max_gap - bb)) + (-row->s_max - bb);
   /* In place, a w-form gradient goes to scratch first: the student row must
    * survive until the row is known not to need the double path. */
   float *out = g == s ? et : g;
@@ -577,7 +585,10 @@ static kd_status run(request *r) {
   if (status != KD_OK) return status;
   rows_job j = {kd_kernels_current(), r};
   int softmax = is_softmax(r->p.distance);
-  size_t scratch = softmax && r->cols > KD_STACK_COLS ? 2 * r->cols : 0;
+  kd_distance d = r->p.distance;
+  int no_scratch = !r->grad && (d == KD_SOFT_CROSS_ENTROPY || d == KD_KL_DIV ||
+                                d == KD_KL_DIV_REVERSE); /* divloss */
+  size_t scratch = softmax && !no_scratch && r->cols > KD_STACK_COLS ? 2 * r->cols : 0;
   double acc = 0.0;
   /* An element's work: CE 2 exp + 1 log; MSE 2 loads; BCE 2 exp + 1 log. */
   size_t cost = r->p.distance == KD_MSE ? 1 : 4;

@@ -158,6 +158,15 @@ typedef void (*kd_cegrad_fn)(size_t n, const float *q_signed, const float *v, fl
 typedef double (*kd_klsum_fn)(size_t n, const float *s, const float *t, const float *es,
                               const float *et, const kd_ce_row *row, int kl, float *grad,
                               kd_grad_stats *stats);
+/* The loss alone of soft cross-entropy (kind 0), KL (1) or reverse KL (2),
+ * in place of pass 2 (see div_passes.h): zs and zt as expsum2 computes them,
+ * nothing stored, and returns T times sum_j et_j (-y_j) (SCE), sum_j et_j A_j
+ * (KL) or sum_j es_j A_j (reverse KL) (the row loop multiplies by 1/T), with
+ * +inf (SCE, KL) or -inf (reverse KL) for the masks that make the distance
+ * infinite. Needs s_max, t_max,
+ * max_gap, max_gap_lo and inv_temp of row. */
+typedef double (*kd_divloss_fn)(size_t n, const float *s, const float *t, const kd_ce_row *row,
+                                int kind, double *zs, double *zt);
 /* Reverse KL (jsd == 0) or JSD (jsd == 1), after pass 2 (see div_passes.h).
  * Overwrites es with q_j and et with v_j, the w-form values of pass 4 (all
  * classes w-form); sums: q = sum q, qw = sum q*v, u_size = max |v_j|.
@@ -185,6 +194,7 @@ typedef struct kd_kernels {
   kd_cestats_fn cestats;
   kd_cegrad_fn cegrad;
   kd_klsum_fn klsum;
+  kd_divloss_fn divloss;
   kd_divstats_fn divstats;
   kd_mse_fn mse;
   kd_msegrad_fn msegrad;
@@ -204,6 +214,8 @@ typedef struct kd_kernels {
   double kd_f32_klsum_##isa(size_t, const float *, const float *, const float *,    \
                             const float *, const kd_ce_row *, int, float *,          \
                             kd_grad_stats *);                                        \
+  double kd_f32_divloss_##isa(size_t, const float *, const float *, const kd_ce_row *, \
+                              int, double *, double *);                             \
   double kd_f32_divstats_##isa(size_t, const float *, const float *, float *,       \
                                float *, const kd_ce_row *, int, kd_ce_sums *);       \
   double kd_f32_mse_##isa(size_t, const float *, const float *);                    \

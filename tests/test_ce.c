@@ -220,6 +220,13 @@ static void ce_factors(void **state) {
     c.factor = factors[k];
     c.seed = 1000 + k;
     tk_run(&c);
+    /* Masks: infinite distances (SCE, KL, reverse KL) times each factor,
+     * 0 included (a row of factor 0 contributes 0, kdloss.h). */
+    c.inputs = TK_MASKED;
+    tk_run(&c);
+    c.weights = TK_W_MIXED;
+    c.reduction = KD_REDUCE_SUM;
+    tk_run(&c);
   }
 }
 

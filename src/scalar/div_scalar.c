@@ -6,12 +6,15 @@
 #include <math.h>
 #include "kernels.h"
 
-/* ((t_j - t_max) - (s_j - s_max)) / T, with t_j - s_j carried as a TwoSum
- * pair (as in cestats): exact at any offset between student and teacher. */
-static inline float gap_over_t(float x, float y, const kd_ce_row *row) {
+/* (t_j - t_max) - (s_j - s_max), with t_j - s_j carried as a TwoSum pair (as
+ * in cestats): exact at any offset between student and teacher; and that / T. */
+static inline float gap_parts(float x, float y, const kd_ce_row *row) {
   float a = y - x, bb = a - y;
   float a_lo = (y - (a - bb)) + (-x - bb);
-  return ((a - row->max_gap) + (a_lo - row->max_gap_lo)) * row->inv_temp;
+  return (a - row->max_gap) + (a_lo - row->max_gap_lo);
+}
+static inline float gap_over_t(float x, float y, const kd_ce_row *row) {
+  return gap_parts(x, y, row) * row->inv_temp;
 }
 
 /* q_j - r_j, relatively accurate: -q_j expm1(d_j) where r_j/q_j = exp(d_j)
@@ -50,6 +53,31 @@ double kd_f32_klsum_scalar(size_t n, const float *s, const float *t, const float
   return inf ? INFINITY : sum;
 }
 
+double kd_f32_divloss_scalar(size_t n, const float *s, const float *t, const kd_ce_row *row,
+                             int kind, double *zs, double *zt) {
+  double sum = 0.0, ds = 0.0, dt = 0.0;
+  int inf = 0;
+  for (size_t j = 0; j < n; j++) {
+    float x = s[j], y = t[j];
+    float es = expf((x - row->s_max) * row->inv_temp), et = expf((y - row->t_max) * row->inv_temp);
+    ds += es;
+    dt += et;
+    /* 1/T joins the sum in the row loop. */
+    float a = kind == 0 ? row->s_max - x : gap_parts(x, y, row);
+    float term = (kind == 2 ? es : et) * a;
+    /* SCE, KL: a class the teacher masks adds 0, one only the student masks
+     * is +inf; reverse KL the other way round. */
+    int zero = kind == 2 ? x == -INFINITY : y == -INFINITY;
+    int infinite = kind == 2 ? y == -INFINITY : x == -INFINITY;
+    if (zero) continue;
+    if (infinite) inf = 1;
+    else sum += term;
+  }
+  *zs = ds;
+  *zt = dt;
+  return inf ? (kind == 2 ? -INFINITY : INFINITY) : sum;
+}
+
 double kd_f32_divstats_scalar(size_t n, const float *s, const float *t, float *es_q,
                               float *et_v, const kd_ce_row *row, int jsd, kd_ce_sums *sums) {
   double sum = 0.0, dq = 0.0, dqv = 0.0;
@@ -72,6 +100,10 @@ double kd_f32_divstats_scalar(size_t n, const float *s, const float *t, float *e
       if (y == -INFINITY) d = -INFINITY;
       float e = expm1f(-fabsf(d)), lambda, mu;
       float x = beta * -e / (e + 1.0f); /* d > 0: beta expm1(d) */
+      if (beta >= 0.125f) { /* the cheaper split of div_passes.h */
+        int big = d > 0.0f && !(fabsf(d) < KD_EXPM1_BAND);
+        x = big ? 1.0f : beta * expm1f(d);
+      }
       if (d <= 0.0f || x < 1.0f) {
         lambda = log1pf(d <= 0.0f ? beta * e : x);
         mu = lambda - d;
