@@ -21,20 +21,6 @@
 #define KD_CE_U 2
 #define KD_CE_STEP (KD_CE_U * KD_LANES)
 
-/* expm1 on |d| < KD_EXPM1_BAND only (kernels.h): d + d^2 (C2 + C3 d + ... +
- * C8 d^6), Horner with FMA. Outside the band (NaN and +-inf included) the
- * result is garbage that the caller never selects. */
-static inline kd_vf kd_expm1f_band(kd_vf d) {
-  kd_vf p = kd_set1(KD_EXPM1_C8);
-  p = kd_fmadd(p, d, kd_set1(KD_EXPM1_C7));
-  p = kd_fmadd(p, d, kd_set1(KD_EXPM1_C6));
-  p = kd_fmadd(p, d, kd_set1(KD_EXPM1_C5));
-  p = kd_fmadd(p, d, kd_set1(KD_EXPM1_C4));
-  p = kd_fmadd(p, d, kd_set1(KD_EXPM1_C3));
-  p = kd_fmadd(p, d, kd_set1(KD_EXPM1_C2));
-  return kd_fmadd(p, kd_mul(d, d), d);
-}
-
 int KD_FN(rmax2)(size_t n, const float *s, const float *t, float *s_max, float *t_max) {
   const kd_vf ninf = kd_set1(-INFINITY), inf = kd_set1(INFINITY);
   kd_vf ms[KD_CE_U], mt[KD_CE_U];
@@ -119,7 +105,7 @@ size_t KD_FN(expsum2)(size_t n, const float *s, const float *t, const kd_ce_row 
 
 double KD_FN(celoss)(size_t n, const float *es, const float *et, const kd_ce_row *row) {
   const kd_vf izs = kd_set1(row->inv_zs), izt = kd_set1(row->inv_zt);
-  const kd_vf eps = kd_set1(KD_EPS);
+  const kd_vf eps = kd_set1(row->eps);
   double sum = 0.0;
   for (size_t j = 0; j < n;) {
     size_t end = kd_block_end(j, n);
@@ -148,7 +134,7 @@ double KD_FN(celoss)(size_t n, const float *es, const float *et, const kd_ce_row
  * every lane (one row across the lanes, here), or one row per lane
  * (src/ce_short_passes.h). */
 typedef struct kd_ce_stats_lanes {
-  kd_vf inv_zs, inv_zt, max_gap, max_gap_lo, inv_temp, log_zs_zt;
+  kd_vf inv_zs, inv_zt, max_gap, max_gap_lo, inv_temp, log_zs_zt, eps;
 } kd_ce_stats_lanes;
 typedef struct kd_ce_grad_lanes {
   kd_vf q_sum, qw_sum, qu_sum, grad_scale;
@@ -157,7 +143,8 @@ typedef struct kd_ce_grad_lanes {
 static inline kd_ce_stats_lanes kd_ce_stats_lanes_of(const kd_ce_row *row) {
   kd_ce_stats_lanes c = {kd_set1(row->inv_zs),     kd_set1(row->inv_zt),
                          kd_set1(row->max_gap),    kd_set1(row->max_gap_lo),
-                         kd_set1(row->inv_temp),   kd_set1(row->log_zs_zt)};
+                         kd_set1(row->inv_temp),   kd_set1(row->log_zs_zt),
+                         kd_set1(row->eps)};
   return c;
 }
 static inline kd_ce_grad_lanes kd_ce_grad_lanes_of(const kd_ce_row *row) {
@@ -172,7 +159,7 @@ static inline void kd_cestats_vec(kd_vf x, kd_vf y, kd_vf e_s, kd_vf e_t,
                                   const kd_ce_stats_lanes *c, kd_vm m, kd_vf *q_out,
                                   kd_vf *v_out, kd_vf *f, kd_vf *fq, kd_vf *fqw, kd_vf *fqu,
                                   kd_vf *u_size) {
-  const kd_vf eps = kd_set1(KD_EPS);
+  const kd_vf eps = c->eps;
   kd_vf q = kd_mul(e_s, c->inv_zs);
   kd_vf r = kd_mul(e_t, c->inv_zt);
   /* t_j - s_j as a TwoSum pair: exact at any offset between the two. */

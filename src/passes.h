@@ -25,4 +25,18 @@ static inline double kd_hsum_n(const kd_vf *acc, int u) {
   return kd_hsum(v);
 }
 
+/* expm1 on |d| < KD_EXPM1_BAND only (kernels.h): d + d^2 (C2 + C3 d + ... +
+ * C8 d^6), Horner with FMA. Outside the band (NaN and +-inf included) the
+ * result is garbage that the caller never selects. */
+static inline kd_vf kd_expm1f_band(kd_vf d) {
+  kd_vf p = kd_set1(KD_EXPM1_C8);
+  p = kd_fmadd(p, d, kd_set1(KD_EXPM1_C7));
+  p = kd_fmadd(p, d, kd_set1(KD_EXPM1_C6));
+  p = kd_fmadd(p, d, kd_set1(KD_EXPM1_C5));
+  p = kd_fmadd(p, d, kd_set1(KD_EXPM1_C4));
+  p = kd_fmadd(p, d, kd_set1(KD_EXPM1_C3));
+  p = kd_fmadd(p, d, kd_set1(KD_EXPM1_C2));
+  return kd_fmadd(p, kd_mul(d, d), d);
+}
+
 #endif /* KD_PASSES_H */
