@@ -4,9 +4,12 @@
  * Internal. The API layer (kdloss.c) validates arguments and runs the row loop
  * once for all ISAs; a kernel computes one pass over one row and never checks
  * arguments. Names follow kd_f32_<operation>_<isa>. The SIMD ISAs compile
- * one skeleton per pass (src/ce_passes.h, src/mse_passes.h) over their
- * operation layer (src/<isa>/vec_<isa>.h); src/scalar/ is the one-lane
- * reference the skeletons follow pass for pass.
+ * one skeleton per pass (src/ce_passes.h, src/mse_passes.h, and for the rest
+ * of the family src/div_passes.h, src/bce_passes.h, which state their math)
+ * over their operation layer (src/<isa>/vec_<isa>.h); src/scalar/ is the
+ * one-lane reference the skeletons follow pass for pass. Every softmax
+ * distance runs passes 1 and 2 below; the cross-entropies (LwF, FACIL with
+ * eps = 1e-5/C) then the rest of this pipeline.
  *
  * Cross-entropy row, n classes, z = x / T (the pipeline's softmax(x)^(1/T)
  * renormalised is softmax(x/T) exactly):
