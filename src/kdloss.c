@@ -238,8 +238,9 @@ static void rkl_inf_grad(size_t n, const float *s, const float *t, double scale,
 static double div_row_f64(kd_distance dist, size_t n, const float *s, const float *t,
                           double temperature, double beta, double scale, float *grad) {
   double ms = -INFINITY, mt = -INFINITY;
+  size_t m = 0;
   for (size_t j = 0; j < n; j++) {
-    ms = s[j] > ms ? s[j] : ms;
+    if (s[j] > ms) { ms = s[j]; m = j; }
     mt = t[j] > mt ? t[j] : mt;
   }
   double zs = 0.0, zt = 0.0;
@@ -248,10 +249,14 @@ static double div_row_f64(kd_distance dist, size_t n, const float *s, const floa
     zt += exp(((double)t[j] - mt) / temperature);
   }
   double lzs = log(zs), lzt = log(zt);
-  double loss = 0.0, q_sum = 0.0, qv_sum = 0.0;
-  int inf = 0;
-  for (int pass = 0; pass < (grad ? 2 : 1); pass++) {
-    for (size_t j = 0; j < n; j++) {
+  /* The w-form gradient q_j (sum_k q_k v_k - v_j sum_k q_k) takes v as
+   * differences from c, the v of the most probable class (pass -1): v
+   * reaches ~1e65 (gaps of 2 FLT_MAX over a tiny T) where its differences
+   * are 0, and the double rounding of the sums times v would swamp them. */
+  double loss = 0.0, q_sum = 0.0, qv_sum = 0.0, c = 0.0;
+  int inf = 0, w_form = dist == KD_KL_DIV_REVERSE || dist == KD_JSD;
+  for (int pass = grad && w_form ? -1 : 0; pass < (grad ? 2 : 1); pass++) {
+    for (size_t j = pass < 0 ? m : 0; j < (pass < 0 ? m + 1 : n); j++) {
       int sm = s[j] == -INFINITY, tm = t[j] == -INFINITY;
       double lq = ((double)s[j] - ms) / temperature - lzs, q = exp(lq);
       double lr = ((double)t[j] - mt) / temperature - lzt, r = exp(lr);
@@ -272,15 +277,17 @@ static double div_row_f64(kd_distance dist, size_t n, const float *s, const floa
         v = q > 0.0 ? -(1.0 - beta) * (lq - lm) : 0.0;
       }
       }
-      if (pass == 0) {
+      if (pass < 0) {
+        c = v;
+      } else if (pass == 0) {
         inf |= isinf(term);
         loss += isinf(term) ? 0.0 : term;
         q_sum += q;
-        qv_sum += q * v;
-      } else if (dist == KD_SOFT_CROSS_ENTROPY || dist == KD_KL_DIV) {
+        qv_sum += q * (v - c);
+      } else if (!w_form) {
         grad[j] = (float)(scale * (q - r));
       } else {
-        grad[j] = (float)(scale * q * (qv_sum - v * q_sum));
+        grad[j] = (float)(scale * q * (qv_sum - (v - c) * q_sum));
       }
     }
     if (inf && dist == KD_KL_DIV_REVERSE && grad) {
@@ -335,6 +342,9 @@ static int grad_finish(const kd_kernels *k, const kd_ce_row *row, size_t n, cons
   int dominant = zs < 2.0;
   kd_grad_stats st;
   k->cegrad(n, es, et, out, row, dominant ? argmax : n, &st);
+  /* An infinite or NaN element (a product that overflowed in float, the
+   * true value maybe finite) is redone too: double rounds it right. */
+  if (!(st.max_abs < INFINITY) || isnan(st.max_err)) return 1;
   if (kd_ce_grad_redo(out, dominant, argmax, &st, sums, row)) return 1;
   if (out != g) memcpy(g, out, n * sizeof *g);
   return 0;
@@ -356,8 +366,9 @@ static double softmax_row(const kd_kernels *k, const request *r, const float *s,
   if (!g && (dist == KD_SOFT_CROSS_ENTROPY || dist == KD_KL_DIV || dist == KD_KL_DIV_REVERSE)) {
     int kind = dist == KD_SOFT_CROSS_ENTROPY ? 0 : dist == KD_KL_DIV ? 1 : 2;
     double sum = k->divloss(n, s, t, row, kind, &zs, &zt) * row->inv_temp;
-    return kind == 0 ? sum / zt + log(zs) : kind == 1 ? sum / zt + log(zs / zt)
-                                                     : -sum / zs - log(zs / zt);
+    double d = kind == 0 ? sum / zt + log(zs) : kind == 1 ? sum / zt + log(zs / zt)
+                                                         : -sum / zs - log(zs / zt);
+    return isfinite(d) ? d : softmax_row_f64(r, s, t, scale, NULL);
   }
   size_t argmax = k->expsum2(n, s, t, row, es, et, &zs, &zt);
   row->inv_zs = (float)(1.0 / zs);
@@ -371,10 +382,10 @@ static double softmax_row(const kd_kernels *k, const request *r, const float *s,
     kd_grad_stats st;
     double d = k->klsum(n, s, t, es, et, row, kl, g ? out : NULL, &st) / zt +
                (kl ? log(zs / zt) : log(zs));
-    if (g && st.max_err > KD_COND_LIMIT * st.max_abs)
-      softmax_row_f64(r, s, t, scale, g);
-    else if (g && out != g)
-      memcpy(g, out, n * sizeof *g);
+    /* !(a <= b) is true for NaN too. */
+    if (!isfinite(d) || (g && !(st.max_err <= KD_COND_LIMIT * st.max_abs)))
+      return softmax_row_f64(r, s, t, scale, g);
+    if (g && out != g) memcpy(g, out, n * sizeof *g);
     return d;
   }
   if (dist == KD_KL_DIV_REVERSE || dist == KD_JSD) {
@@ -382,14 +393,14 @@ static double softmax_row(const kd_kernels *k, const request *r, const float *s,
     int jsd = dist == KD_JSD;
     double sum = k->divstats(n, s, t, es, et, row, jsd, &sums);
     double d = jsd ? sum : -sum / zs - log(zs / zt);
+    if (!isfinite(d)) return softmax_row_f64(r, s, t, scale, g);
     if (!g) return d;
     row->q_sum = (float)sums.q;
     row->qw_sum = (float)sums.qw;
     row->qu_sum = 0.0f;
-    if (isinf(d)) {
-      rkl_inf_grad(n, s, t, scale, g);
-      return d;
-    }
+    /* v_j = log(r_j/q_j) beyond float (an overflowed (t_j - s_j)/T) breaks
+     * the w-form sums: double. */
+    if (!isfinite(sums.qw) || !(sums.u_size < INFINITY)) return softmax_row_f64(r, s, t, scale, g);
     double least = KD_CE_SCALE_LEAST * fmax(1.0, sums.u_size / 1e5);
     /* All classes w-form: no u-form term in the conditioning check. */
     kd_ce_sums w_form = sums;

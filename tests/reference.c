@@ -68,13 +68,23 @@ static void ce_grad(size_t n, const real *q, real *r, real eps, real grad_scale,
   for (size_t j = 0; j < n; j++) grad[j] = (double)(grad_scale * q[j] * (a - (r[j] - c) * q_sum));
 }
 
-/* q_k (L_k - sum_j q_j L_j) * grad_scale: reverse KL and JSD. */
+/* q_k (L_k - sum_j q_j L_j) * grad_scale: reverse KL and JSD. As in
+ * ce_grad, L is taken as differences from c, the L of the most probable
+ * class: sum_j q_j L_j itself would carry long double rounding of sum q
+ * times L, and L reaches ~1e65 (gaps of 2 FLT_MAX over T = FLT_MIN) where
+ * the L_k - c are 0. */
 static void w_grad(size_t n, const real *q, const real *l, real grad_scale, double *grad) {
-  real mean = 0;
+  size_t m = 0;
   for (size_t j = 0; j < n; j++)
-    if (q[j] > 0) mean += q[j] * l[j];
+    if (q[j] > q[m]) m = j;
+  real c = l[m], mean = 0, q_sum = 0;
   for (size_t j = 0; j < n; j++)
-    grad[j] = q[j] > 0 ? (double)(grad_scale * q[j] * (l[j] - mean)) : 0.0;
+    if (q[j] > 0) {
+      mean += q[j] * (l[j] - c);
+      q_sum += q[j];
+    }
+  for (size_t j = 0; j < n; j++)
+    grad[j] = q[j] > 0 ? (double)(grad_scale * q[j] * ((l[j] - c) * q_sum - mean)) : 0.0;
 }
 
 typedef struct scratch { real *lq, *q, *lr, *r, *l; } scratch;
