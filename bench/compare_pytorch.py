@@ -43,17 +43,23 @@ Inputs: student and teacher logits ~ N(0, 1), fixed seed; T = 2, factor = 1.
 The last columns are the largest differences between the two sides over all
 ISAs: |loss difference| / |loss| and max |grad difference| / max |grad|.
 
-The module table (cross-entropy, one thread on both sides, the best ISA) times a
-training step's use of the distillation term, forward and backward() through
-autograd, three ways called round after round, in a random order each round
-(seeded by --seed): the original pipeline,
-kdloss.torch.DistillationReg (python/kdloss, loading the --lib library), and
-kd_loss_grad_f32 called directly through ctypes (arguments prepared once,
-output buffers reused). "own cost" is the median over rounds of module minus
-direct call: what the module adds (autograd, checks, allocating the gradient
-it hands to autograd); "own cost, fastest" is the fastest module round minus
-the fastest direct call, less sensitive to other load on the machine; "/ direct"
-and "x" are medians of per-round ratios.
+The module tables (cross-entropy, one thread on both sides, the best ISA)
+time a training step's use of the distillation term, forward and backward()
+through autograd, called round after round in a random order each round
+(seeded by --seed): kdloss.torch.DistillationReg (python/kdloss, loading the
+--lib library); a bare autograd.Function around the same C call (allocates
+the loss and the gradient, calls, saves; no checks), the least any
+autograd.Function pays; and kd_loss_grad_f32 called directly through ctypes
+(arguments prepared once, output buffers reused). The first table's rounds
+also run the original pipeline, whose temporaries and kernels between two
+kdloss calls evict part of the autograd and Python working set, as a model's
+forward pass does in a training step; the second table's rounds run the three
+kdloss calls alone. Both come from the same run. "own cost" is the median
+over rounds of module (or bare Function) minus direct call: what autograd,
+the checks and the gradient tensor handed to autograd add; "own cost,
+fastest" is the fastest module round minus the fastest direct call, less
+sensitive to other load on the machine; "/ direct" and "x" are medians of
+per-round ratios.
 """
 import argparse
 import ctypes
@@ -247,7 +253,36 @@ def compare(kd, shape, distance, grad_pass, args):
     }
 
 
-def compare_module(kd, shape, args, DistillationReg):
+def bare_function(kd, s, t, T, factor):
+    """A no-argument training-step call of the least an autograd.Function
+    around kd_loss_grad_f32 can do: allocate the loss and the gradient, call,
+    save; backward hands the saved gradient on. No checks, no conversions."""
+    rows, cols = s.shape
+    fn, sp, tp = kd.lib.kd_loss_grad_f32, s.data_ptr(), t.data_ptr()
+
+    class Bare(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            loss = torch.empty((), dtype=torch.float32)
+            grad = torch.empty((rows, cols), dtype=torch.float32)
+            if fn(KD_CROSS_ENTROPY, factor, T, rows, cols, sp, cols, tp, cols,
+                  loss.data_ptr(), grad.data_ptr(), cols):
+                sys.exit("kdloss failed in the bare Function")
+            ctx.save_for_backward(grad)
+            return loss
+
+        @staticmethod
+        def backward(ctx, grad_output):
+            grad, = ctx.saved_tensors
+            return grad if grad_output.item() == 1.0 else grad * grad_output
+
+    def call():
+        s.grad = None
+        Bare.apply(s).backward()
+    return call
+
+
+def compare_module(kd, shape, args, DistillationReg, with_original):
     """The module table's row for one shape (see the module text)."""
     rows, cols = shape
     gen = torch.Generator().manual_seed(args.seed)
@@ -266,10 +301,15 @@ def compare_module(kd, shape, args, DistillationReg):
         s.grad = None
         reg(s, t).backward()
 
+    bare = bare_function(kd, s, t, T, factor)
     direct()
+    bare()
+    same = torch.equal(s.grad, g)
     module()
-    same = torch.equal(s.grad, g) and kd.loss.value == reg(s.detach(), t).item()
-    calls = {"original": original, "module": module, "direct": direct}
+    same = same and torch.equal(s.grad, g) and kd.loss.value == reg(s.detach(), t).item()
+    calls = {"module": module, "bare": bare, "direct": direct}
+    if with_original:
+        calls["original"] = original
     for fn in calls.values():
         for _ in range(args.warmup):
             fn()
@@ -281,19 +321,24 @@ def compare_module(kd, shape, args, DistillationReg):
     ns = {name: [] for name in calls}
     order, rng = list(calls.items()), random.Random(args.seed)
     for _ in range(rounds):
-        rng.shuffle(order)  # none of the three always runs right after the pipeline
+        rng.shuffle(order)  # none of them always runs right after another
         for name, fn in order:
             ns[name].append(time_call(fn))
     med = statistics.median
     return {
         **{name: med(v) for name, v in ns.items()},
         "own": med([m - d for m, d in zip(ns["module"], ns["direct"])]),
+        "own_bare": med([b - d for b, d in zip(ns["bare"], ns["direct"])]),
         "own_min": min(ns["module"]) - min(ns["direct"]),
         "ratio": med([m / d for m, d in zip(ns["module"], ns["direct"])]),
-        "x": med([o / m for o, m in zip(ns["original"], ns["module"])]),
+        "ratio_bare": med([b / d for b, d in zip(ns["bare"], ns["direct"])]),
+        "x": med([o / m for o, m in zip(ns["original"], ns["module"])]) if with_original else None,
         "same": same,
         "rounds": rounds,
     }
+
+
+PHASES = {True: "rounds with the original pipeline", False: "rounds of the kdloss calls alone"}
 
 
 def module_table(kd, args, DistillationReg):
@@ -301,28 +346,35 @@ def module_table(kd, args, DistillationReg):
     kd.set_threads(1)
     kd.set_isa(kd.isas[-1])
     print(f"\nModule end to end: DistillationReg(factor, T, 'cross_entropy') forward + "
-          f"backward(), ISA {kd.isas[-1]}, one thread on both sides\n")
-    print("| shape | original | module | direct C call | own cost | own cost, fastest | "
-          "module / direct | x original / module | grad == direct | rounds |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          f"backward(), ISA {kd.isas[-1]}, one thread on both sides")
     checks = []
-    for shape in shapes:
-        r = compare_module(kd, shape, args, DistillationReg)
-        name = f"{shape[0]}x{shape[1]}"
-        print(f"| {name} | {fmt_time(r['original'])} | {fmt_time(r['module'])} | "
-              f"{fmt_time(r['direct'])} | {r['own'] / 1e3:.1f} us | {r['own_min'] / 1e3:.1f} us | "
-              f"{r['ratio']:.2f} | "
-              f"{r['x']:.1f} | {'yes' if r['same'] else 'NO'} | {r['rounds']} |", flush=True)
-        if shape in MODULE_OWN_US:
-            want = MODULE_OWN_US[shape]
-            checks.append(f"| {name} | own cost <= {want:g} us | {r['own'] / 1e3:.1f} us | "
-                          f"{'met' if r['own'] / 1e3 <= want else 'MISSED'} |")
-        if shape[0] * shape[1] >= MODULE_RATIO_FROM:
-            checks.append(f"| {name} | module / direct <= {MODULE_RATIO:g} | {r['ratio']:.2f} | "
-                          f"{'met' if r['ratio'] <= MODULE_RATIO else 'MISSED'} |")
+    for with_original, phase in PHASES.items():
+        print(f"\n{phase[0].upper() + phase[1:]}\n")
+        print("| shape | original | module | bare Function | direct C call | own cost | "
+              "bare Function's own cost | own cost, fastest | module / direct | "
+              "bare Function / direct | x original / module | grads == direct | rounds |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for shape in shapes:
+            r = compare_module(kd, shape, args, DistillationReg, with_original)
+            name = f"{shape[0]}x{shape[1]}"
+            x = "-" if r["x"] is None else f"{r['x']:.1f}"
+            print(f"| {name} | {fmt_time(r['original']) if with_original else '-'} | "
+                  f"{fmt_time(r['module'])} | {fmt_time(r['bare'])} | {fmt_time(r['direct'])} | "
+                  f"{r['own'] / 1e3:.1f} us | {r['own_bare'] / 1e3:.1f} us | "
+                  f"{r['own_min'] / 1e3:.1f} us | {r['ratio']:.2f} | {r['ratio_bare']:.2f} | "
+                  f"{x} | {'yes' if r['same'] else 'NO'} | {r['rounds']} |", flush=True)
+            if shape in MODULE_OWN_US:
+                want = MODULE_OWN_US[shape]
+                checks.append(f"| {name} | {phase} | own cost <= {want:g} us | "
+                              f"{r['own'] / 1e3:.1f} us | "
+                              f"{'met' if r['own'] / 1e3 <= want else 'MISSED'} |")
+            if shape[0] * shape[1] >= MODULE_RATIO_FROM:
+                checks.append(f"| {name} | {phase} | module / direct <= {MODULE_RATIO:g} | "
+                              f"{r['ratio']:.2f} | "
+                              f"{'met' if r['ratio'] <= MODULE_RATIO else 'MISSED'} |")
     print("\nModule targets\n")
-    print("| shape | target | measured | |")
-    print("|---|---|---|---|")
+    print("| shape | rounds | target | measured | |")
+    print("|---|---|---|---|---|")
     print("\n".join(checks))
 
 

@@ -56,9 +56,20 @@ DISTANCES = {"cross_entropy": _lib.KD_CROSS_ENTROPY, "MSE": _lib.KD_MSE,
              "jsd": _lib.KD_JSD, "bce_sigmoid": _lib.KD_BCE_SIGMOID}
 REDUCTIONS = {"mean": _lib.KD_REDUCE_MEAN, "sum": _lib.KD_REDUCE_SUM}
 _F32 = torch.float32
+_STRIDED = torch.strided
+_CONTIGUOUS = torch.contiguous_format
+_Tensor = torch.Tensor
+# The outputs come from new_empty on a float32 CPU prototype: always on the
+# CPU whatever the default device, and cheaper to call than torch.empty(dtype=).
+_new_f32 = torch.empty((), dtype=torch.float32, device="cpu").new_empty
+_grad_enabled = torch.is_grad_enabled
 _DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+_loss_f32 = _lib.loss_f32
+_loss_grad_f32 = _lib.loss_grad_f32
 _loss_ex_f32 = _lib.loss_ex_f32
 _Params = _lib.Params
+_MEAN = _lib.KD_REDUCE_MEAN
+_JSD = _lib.KD_JSD
 _NO_DOUBLE_BACKWARD = ("kdloss: double backward is not supported: the distillation gradient is "
                        "computed by kdloss, not traced, so it has no gradient of its own "
                        "(backward with create_graph=True reached kdloss)")
@@ -93,27 +104,30 @@ def _check_params(factor, temperature, distance, beta=0.5, reduction="mean"):
 
 
 def _check_logits(student, teacher):
-    if not isinstance(student, torch.Tensor) or not isinstance(teacher, torch.Tensor):
+    """(rows, cols) of the logits; the argument errors raised otherwise."""
+    if not isinstance(student, _Tensor) or not isinstance(teacher, _Tensor):
         raise TypeError(f"kdloss: student and teacher logits must be tensors, got "
                         f"{type(student).__name__} and {type(teacher).__name__}")
-    if student.dim() != 2 or student.shape != teacher.shape:
+    shape = student.shape
+    if len(shape) != 2 or shape != teacher.shape:
         raise ValueError(f"kdloss: student and teacher logits must be 2-D [batch, classes] "
-                         f"of the same shape, got {tuple(student.shape)} and "
-                         f"{tuple(teacher.shape)}")
-    if student.numel() == 0:
-        raise ValueError(f"kdloss: empty logits {tuple(student.shape)}")
+                         f"of the same shape, got {tuple(shape)} and {tuple(teacher.shape)}")
+    rows, cols = shape
+    if not (rows and cols):
+        raise ValueError(f"kdloss: empty logits {tuple(shape)}")
     if not (student.is_cpu and teacher.is_cpu):
         raise ValueError(f"kdloss: logits must be on the CPU, got {student.device} and "
                          f"{teacher.device}")
     if student.dtype not in _DTYPES or teacher.dtype not in _DTYPES \
-            or student.layout != torch.strided or teacher.layout != torch.strided:
+            or student.layout is not _STRIDED or teacher.layout is not _STRIDED:
         raise TypeError(f"kdloss: logits must be dense float32, float64, float16 or bfloat16, "
                         f"got {student.dtype} ({student.layout}) and {teacher.dtype} "
                         f"({teacher.layout})")
-    if teacher.requires_grad and torch.is_grad_enabled():
+    if teacher.requires_grad and _grad_enabled():
         raise ValueError("kdloss: teacher logits require grad; kdloss treats the teacher as a "
                          "constant: pass teacher_logits.detach() (or compute them under "
                          "torch.no_grad())")
+    return rows, cols
 
 
 def _check_weight(row_weight, rows):
@@ -121,32 +135,29 @@ def _check_weight(row_weight, rows):
     if row_weight is None:
         return None
     w = row_weight
-    if not isinstance(w, torch.Tensor):
+    if not isinstance(w, _Tensor):
         raise TypeError(f"kdloss: row_weight must be a tensor or None, got {type(w).__name__}")
     if w.dim() != 1 or w.shape[0] != rows:
         raise ValueError(f"kdloss: row_weight must be 1-D with one weight per row ({rows}), "
                          f"got {tuple(w.shape)}")
-    if not w.is_cpu or w.dtype not in _DTYPES or w.layout != torch.strided:
+    if not w.is_cpu or w.dtype not in _DTYPES or w.layout is not _STRIDED:
         raise TypeError(f"kdloss: row_weight must be a dense float CPU tensor, got {w.dtype} "
                         f"({w.layout}) on {w.device}")
-    if w.requires_grad and torch.is_grad_enabled():
+    if w.requires_grad and _grad_enabled():
         raise ValueError("kdloss: row_weight requires grad; kdloss treats the weights as "
                          "constants: pass row_weight.detach()")
     return w.detach().to(_F32).contiguous()
 
 
-def _rows_f32(x):
-    """x as float32 rows with unit column stride, and its row stride."""
-    if x.dtype is not _F32:
-        x = x.to(_F32)
-    rows, cols = x.shape
-    ld_row, ld_col = x.stride()
-    if ld_col == 1 or cols == 1:
-        if rows == 1:
-            return x, cols
-        if ld_row >= cols:
-            return x, ld_row
-    return x.contiguous(), cols
+def _rows_f32(x, rows, cols):
+    """x ([rows, cols], checked) as float32 rows with unit column stride, and
+    its row stride. A copy is made from x.detach(): no autograd record."""
+    if x.dtype is _F32:
+        ld_row, ld_col = x.stride()
+        if (ld_col == 1 or cols == 1) and (ld_row >= cols or rows == 1):
+            return x, (ld_row if rows > 1 else cols)
+        return x.detach().contiguous(), cols
+    return x.detach().to(_F32, memory_format=_CONTIGUOUS), cols
 
 
 def _raise(status):
@@ -156,17 +167,23 @@ def _raise(status):
     raise ValueError(text)
 
 
-def _compute(student, teacher, params, weight, with_grad):
-    """One C call: the float32 loss, and with_grad the dense float32 gradient.
-    params: _check_params's tuple; weight: _check_weight's."""
-    s, lds = _rows_f32(student)
-    t, ldt = _rows_f32(teacher)
-    rows, cols = s.shape
-    loss = torch.empty((), dtype=_F32)
-    grad = torch.empty((rows, cols), dtype=_F32) if with_grad else None
-    p = _Params(*params, None if weight is None else weight.data_ptr())
-    status = _loss_ex_f32(p, rows, cols, s.data_ptr(), lds, t.data_ptr(), ldt, loss.data_ptr(),
-                          None, None if grad is None else grad.data_ptr(), cols)
+def _compute(call, with_grad):
+    """One C call on _distill's arguments: the float32 loss, and with_grad the
+    dense float32 gradient. call: (kd_distance code, factor, temperature,
+    rows, cols, student, its row stride, teacher, its row stride) for the
+    older entry points, or (_Params, rows, cols, student, ..., teacher, ...)
+    for kd_loss_ex_f32."""
+    loss = _new_f32(())
+    ex = type(call[0]) is _Params
+    rows, cols = call[1:3] if ex else call[3:5]
+    grad = _new_f32((rows, cols)) if with_grad else None
+    if ex:
+        status = _loss_ex_f32(*call, loss.data_ptr(), None,
+                              None if grad is None else grad.data_ptr(), cols)
+    elif with_grad:
+        status = _loss_grad_f32(*call, loss.data_ptr(), grad.data_ptr(), cols)
+    else:
+        status = _loss_f32(*call, loss.data_ptr())
     if status:
         _raise(status)
     return loss, grad
@@ -176,8 +193,8 @@ class _DistillationFunction(torch.autograd.Function):
     """Loss and gradient in one call; backward scales the stored gradient."""
 
     @staticmethod
-    def forward(ctx, student, teacher, params, weight):
-        loss, grad = _compute(student, teacher, params, weight, True)
+    def forward(ctx, student, call):
+        loss, grad = _compute(call, True)
         dtype = student.dtype
         if dtype is _F32:
             ctx.save_for_backward(grad)
@@ -187,7 +204,7 @@ class _DistillationFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_output):
-        if torch.is_grad_enabled():
+        if _grad_enabled():
             raise RuntimeError(_NO_DOUBLE_BACKWARD)
         # The usual grad_output is exactly 1 (loss.backward(), or a sum of
         # losses): the saved gradient is then handed on as it is, and once
@@ -195,15 +212,53 @@ class _DistillationFunction(torch.autograd.Function):
         grad, = ctx.saved_tensors
         if grad_output.item() != 1.0:
             grad = grad * grad_output
-        return grad, None, None, None
+        return grad, None
+
+
+def _operands(student, teacher):
+    """(rows, cols, s, lds, t, ldt): the logits as the C call takes them,
+    float32 rows with unit column stride and their row strides, after every
+    argument error of the logits."""
+    try:
+        # The common case recognised with the fewest tensor reads: float32 CPU
+        # row-major logits of one non-empty 2-D shape and a constant teacher.
+        # Anything else, or a read that raises (a list, a sparse tensor, a
+        # shape that does not unpack), takes the full checks below.
+        if student.dtype is _F32 and teacher.dtype is _F32 and student.is_cpu \
+                and teacher.is_cpu:
+            shape = student.shape
+            rows, cols = shape
+            lds, cs = student.stride()
+            ldt, ct = teacher.stride()
+            if shape == teacher.shape and rows and cols and cs == 1 and ct == 1 \
+                    and lds >= cols and ldt >= cols \
+                    and not (teacher.requires_grad and _grad_enabled()):
+                return rows, cols, student, lds, teacher, ldt
+    except (AttributeError, RuntimeError, ValueError):
+        pass
+    rows, cols = _check_logits(student, teacher)
+    s, lds = _rows_f32(student, rows, cols)
+    t, ldt = _rows_f32(teacher, rows, cols)
+    return rows, cols, s, lds, t, ldt
 
 
 def _distill(student, teacher, params, row_weight):
-    _check_logits(student, teacher)
-    weight = _check_weight(row_weight, student.shape[0])
-    if student.requires_grad and torch.is_grad_enabled():
-        return _DistillationFunction.apply(student, teacher, params, weight)
-    loss, _ = _compute(student, teacher, params, weight, False)
+    # s, t and the weights (copies when the layout or dtype needs them) live
+    # until the call returns.
+    rows, cols, s, lds, t, ldt = _operands(student, teacher)
+    code, factor, temperature, beta, reduction = params
+    if row_weight is None and reduction == _MEAN and (code != _JSD or beta == 0.5):
+        # kd_loss_f32 and kd_loss_grad_f32 are this call bit for bit, without
+        # the parameter struct.
+        call = (code, factor, temperature, rows, cols, s.data_ptr(), lds, t.data_ptr(), ldt)
+    else:
+        w = _check_weight(row_weight, rows)
+        p = _Params(*params, None if w is None else w.data_ptr())
+        call = (p, rows, cols, s.data_ptr(), lds, t.data_ptr(), ldt)
+    # The teacher is no input of the Function: it is a constant (checked above).
+    if student.requires_grad and _grad_enabled():
+        return _DistillationFunction.apply(student, call)
+    loss, _ = _compute(call, False)
     return loss if student.dtype is _F32 else loss.to(student.dtype)
 
 
