@@ -368,6 +368,9 @@ static double softmax_row(const kd_kernels *k, const request *r, const float *s,
     double sum = k->divloss(n, s, t, row, kind, &zs, &zt) * row->inv_temp;
     double d = kind == 0 ? sum / zt + log(zs) : kind == 1 ? sum / zt + log(zs / zt)
                                                          : -sum / zs - log(zs / zt);
+    /* Non-finite: a masked class's infinite distance, or float overflowing
+     * on the way (a gap over T, or a partial sum, beyond FLT_MAX) where the
+     * result may be finite. The double path tells them apart. */
     return isfinite(d) ? d : softmax_row_f64(r, s, t, scale, NULL);
   }
   size_t argmax = k->expsum2(n, s, t, row, es, et, &zs, &zt);
@@ -382,7 +385,7 @@ static double softmax_row(const kd_kernels *k, const request *r, const float *s,
     kd_grad_stats st;
     double d = k->klsum(n, s, t, es, et, row, kl, g ? out : NULL, &st) / zt +
                (kl ? log(zs / zt) : log(zs));
-    /* !(a <= b) is true for NaN too. */
+    /* As above for d; !(a <= b) is true for NaN too. */
     if (!isfinite(d) || (g && !(st.max_err <= KD_COND_LIMIT * st.max_abs)))
       return softmax_row_f64(r, s, t, scale, g);
     if (g && out != g) memcpy(g, out, n * sizeof *g);
@@ -400,7 +403,8 @@ static double softmax_row(const kd_kernels *k, const request *r, const float *s,
     row->qu_sum = 0.0f;
     /* v_j = log(r_j/q_j) beyond float (an overflowed (t_j - s_j)/T) breaks
      * the w-form sums: double. */
-    if (!isfinite(sums.qw) || !(sums.u_size < INFINITY)) return softmax_row_f64(r, s, t, scale, g);
+    if (!isfinite(sums.qw) || !(sums.u_size < INFINITY))
+      return softmax_row_f64(r, s, t, scale, g);
     double least = KD_CE_SCALE_LEAST * fmax(1.0, sums.u_size / 1e5);
     /* All classes w-form: no u-form term in the conditioning check. */
     kd_ce_sums w_form = sums;

@@ -191,7 +191,8 @@ static void edge_ex(const char *what, const kd_params *p, size_t rows, size_t co
   }
   double max_ref = 0;
   for (size_t k = 0; k < n; k++) max_ref = fmax(max_ref, fabs(ref_grad[k]));
-  double factor = fabs(p->factor), grad_tol = tk_grad_tol(max_ref, tk_grad_scale_ex(p, cols, w_max, w_sum));
+  double factor = fabs(p->factor);
+  double grad_tol = tk_grad_tol(max_ref, tk_grad_scale_ex(p, cols, w_max, w_sum));
   double loss_tol = tk_loss_tol(ref, factor * (p->reduction == KD_REDUCE_SUM ? w_sum : 1.0));
   for (int run = 0; run < 3; run++) { /* loss only, out of place, in place */
     float g[MAX_N], rl[MAX_N], loss = -1.0f;
