@@ -269,18 +269,25 @@ static void family_gap_overflows(void **state) {
 /* Reverse KL and JSD at T = 2^-111 on logits one ulp apart near -3.75e38:
  * log(q_j/r_j) ~ 1e65, equal on every class the student keeps, so the
  * gradient is exactly 0; the w-form sums times 1e65 must not leave their
- * rounding behind (in the double path and in the reference). Two and three
- * most probable classes (found by the fuzzer, avx512, with three). */
+ * rounding behind (in the double path and in the reference). Two, three
+ * and nine most probable classes (found by the fuzzer, avx512, with three;
+ * nine is where the double path's unshifted sums left 2.6e37). */
 static void w_form_huge_equal_logs(void **state) {
   (void)state;
   const float hi = -0x1.c363cap+127f, lo = -0x1.c363ccp+127f;
   const float s2[] = {hi, hi, lo, lo}, t2[] = {lo, lo, hi, hi};
   const float s3[] = {hi, hi, hi, lo, lo}, t3[] = {lo, lo, lo, hi, hi};
+  float s9[12], t9[12];
+  for (size_t j = 0; j < 12; j++) {
+    s9[j] = j < 9 ? hi : lo;
+    t9[j] = j < 9 ? lo : hi;
+  }
   for (int jsd = 0; jsd <= 1; jsd++) {
     kd_params p = {jsd ? KD_JSD : KD_KL_DIV_REVERSE, 0x1.8p-147f, 0x1.12f632p-111f, 0.3f,
                    KD_REDUCE_SUM, NULL};
     edge_ex("2 of 4 classes, log(q/r) ~ 1e65", &p, 1, 4, s2, t2);
     edge_ex("3 of 5 classes, log(q/r) ~ 1e65", &p, 1, 5, s3, t3);
+    edge_ex("9 of 12 classes, log(q/r) ~ 1e65", &p, 1, 12, s9, t9);
   }
 }
 
