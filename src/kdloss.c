@@ -523,6 +523,11 @@ static kd_status softmax_rows(const kd_kernels *k, const request *r, size_t i0, 
       d = softmax_row_f64(r, s, t, scale, g);
     else
       d = softmax_row(k, r, s, t, &row, es, g, scale);
+    /* Every distance here but LwF's is >= 0 (a divergence, or -sum r log p
+     * with p <= 1): a near-0 one rounded below 0 is 0, the nearer value, and
+     * one that factor * w_i takes beyond float is then +-inf with the sign
+     * of factor, not the rounding's. */
+    if (d < 0.0 && dist != KD_CROSS_ENTROPY) d = 0.0;
     total += w * d;
     put_row_loss(r, i, w, d);
   }

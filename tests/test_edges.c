@@ -291,6 +291,37 @@ static void w_form_huge_equal_logs(void **state) {
   }
 }
 
+/* Nearly equal distributions (s = 0, t ~ 1e21 at T = 4e31): the distance,
+ * ~1e-21, is below the float passes' rounding (and the long double
+ * reference's), and factor * w_i = 1.3e69 takes the loss beyond float. The
+ * sign of that inf is not decidable at this precision, but every distance
+ * here is >= 0: the loss and row_loss have the sign of factor or are 0, never
+ * the opposite inf (found by the fuzzer, scalar, JSD: -inf for a factor > 0). */
+static void family_near_zero_huge_factor(void **state) {
+  (void)state;
+  const float s[7] = {0};
+  const float t[7] = {-0x1.1f004ep+71f, 0x1.5a3972p+71f, -0x1.db2ab2p+72f, -0x1.9a33f4p+70f,
+                      0x1.438364p+71f,  -0x1.177eeap+71f, -0x1.a5cb2ep+72f};
+  const float w[1] = {FLT_MAX}, betas[] = {0x1.6p-6f, 0.5f}, signs[] = {1.0f, -1.0f};
+  const kd_distance dists[] = {KD_SOFT_CROSS_ENTROPY, KD_KL_DIV, KD_KL_DIV_REVERSE, KD_JSD,
+                               KD_CROSS_ENTROPY_UNIFORM_EPS};
+  for (size_t d = 0; d < TK_COUNT(dists); d++)
+    for (size_t b = 0; b < TK_COUNT(betas); b++)
+      for (size_t k = 0; k < TK_COUNT(signs); k++) {
+        kd_params p = {dists[d], signs[k] * 0x1.d8ba28p+101f, 0x1.36c184p+104f, betas[b],
+                       KD_REDUCE_SUM, w};
+        float loss = NAN, row_loss = NAN, g[7];
+        for (int grad = 0; grad <= 1; grad++) {
+          assert_int_equal(kd_loss_ex_f32(&p, 1, 7, s, 7, t, 7, &loss, &row_loss,
+                                          grad ? g : NULL, 7), KD_OK);
+          if (!(loss * signs[k] >= 0) || !(row_loss * signs[k] >= 0))
+            fail_msg("isa=%s %s beta %g factor %g: loss %g, row_loss %g", kd_isa_name(kd_get_isa()),
+                     tk_distance_name(dists[d]), (double)betas[b], (double)p.factor,
+                     (double)loss, (double)row_loss);
+        }
+      }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(mse_in_place_sum_overflow), cmocka_unit_test(mse_subnormal_grad_scale),
@@ -301,6 +332,7 @@ int main(void) {
       cmocka_unit_test(family_sum_near_flt_max),
       cmocka_unit_test(family_gap_overflows),
       cmocka_unit_test(w_form_huge_equal_logs),
+      cmocka_unit_test(family_near_zero_huge_factor),
   };
   tk_isa_runs r = tk_isa_runs_start("edges");
   while (tk_isa_next(&r))
