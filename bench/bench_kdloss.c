@@ -3,8 +3,10 @@
  *
  * For every ISA this CPU and build support: the four entry points
  * (cross-entropy loss, cross-entropy loss+gradient, MSE loss, MSE
- * loss+gradient) at the shapes below, and the floors of floor.h over the same
- * element counts, all in one binary so every ratio comes from one run. On
+ * loss+gradient) at the shapes below, the loss and loss+gradient of every
+ * other distance through kd_loss_ex_f32 (fewer shapes: family_shapes), and
+ * the floors of floor.h over the same element counts, all in one binary so
+ * every ratio comes from one run. On
  * AVX-512 also floor.h's design sketches: the cross-entropy loss computed with
  * the pass structures kdloss did not take (recomputing the exps instead of
  * caching them; an online normaliser), to show the choice with numbers. An ISA
@@ -44,8 +46,9 @@
  * speed-ups.
  *
  * Inputs: student and teacher logits independently N(0, 1) from a fixed seed
- * (the same on every run and ISA), temperature 2, factor 1, dense rows
- * (ld == cols), gradient into a separate buffer. The exp2log floors take the
+ * (the same on every run and ISA), temperature 2, factor 1, JSD's beta 0.5,
+ * no row weights, mean, dense rows (ld == cols), gradient into a separate
+ * buffer. The exp2log floors take the
  * same arrays and use -|x| of them (floor.h).
  */
 #include <math.h>
@@ -78,6 +81,10 @@ typedef struct shape {
 static const shape shapes[] = {{128, 10, 0},   {128, 100, 0},  {256, 2, 1},
                                {256, 10, 1},   {256, 20, 1},   {256, 100, 1},
                                {256, 1000, 0}, {64, 32000, 0}, {8, 128256, 0}};
+/* The other distances: two head shapes, ImageNet and a vocabulary. */
+static const shape family_shapes[] = {{256, 10, 1}, {256, 100, 1}, {256, 1000, 0},
+                                      {64, 32000, 0}};
+#define N_FAMILY_SHAPES (sizeof family_shapes / sizeof family_shapes[0])
 /* The head shapes' per-element rates are reported against this one's. */
 static const shape head_ref = {256, 1000, 0};
 #define N_SHAPES (sizeof shapes / sizeof shapes[0])
@@ -92,14 +99,20 @@ static const shape thread_shapes[] = {{256, 1000, 0}, {64, 32000, 0}, {8, 128256
 static const int64_t threshold_rows[] = {32, 64, 128};
 #define N_THRESHOLD (sizeof threshold_rows / sizeof threshold_rows[0])
 
+/* The other distances come in (loss, loss+grad) pairs from FAMILY_FIRST, in
+ * kd_distance order from KD_SOFT_CROSS_ENTROPY. */
 typedef enum op {
   CE_LOSS,
   CE_GRAD,
   MSE_LOSS,
   MSE_GRAD,
-  FLOOR_EXP2LOG_INLINE,
+  FAMILY_FIRST,
+  FAMILY_END = FAMILY_FIRST + 2 * (KD_BCE_SIGMOID - KD_SOFT_CROSS_ENTROPY + 1),
+  FLOOR_EXP2LOG_INLINE = FAMILY_END,
   FLOOR_EXP2LOG_U10,
   FLOOR_EXP2LOG_U35,
+  FLOOR_EXP2_INLINE,
+  FLOOR_EXP2_U10,
   FLOOR_READ2,
   FLOOR_RW,
   DESIGN_CE_RECOMPUTE,
@@ -109,12 +122,33 @@ typedef enum op {
 } op;
 
 static const char *const op_names[N_OPS] = {
-    "ce_loss",           "ce_loss_grad",        "mse_loss",          "mse_loss_grad",
-    "floor_exp2log_inline", "floor_exp2log_u10", "floor_exp2log_u35", "floor_read2",
-    "floor_rw",          "design_ce_recompute", "design_ce_online",  "pool_empty"};
+    "ce_loss", "ce_loss_grad", "mse_loss", "mse_loss_grad",
+    "soft_ce_loss", "soft_ce_loss_grad", "kl_loss", "kl_loss_grad",
+    "kl_reverse_loss", "kl_reverse_loss_grad", "ce_uniform_eps_loss", "ce_uniform_eps_loss_grad",
+    "jsd_loss", "jsd_loss_grad", "bce_sigmoid_loss", "bce_sigmoid_loss_grad",
+    "floor_exp2log_inline", "floor_exp2log_u10", "floor_exp2log_u35", "floor_exp2_inline",
+    "floor_exp2_u10", "floor_read2", "floor_rw", "design_ce_recompute", "design_ce_online",
+    "pool_empty"};
+
+static int op_is_family(op o) {
+  return o >= FAMILY_FIRST && o < FAMILY_END;
+}
+
+static kd_distance family_distance(op o) {
+  return (kd_distance)(KD_SOFT_CROSS_ENTROPY + (o - FAMILY_FIRST) / 2);
+}
 
 static int op_writes(op o) {
-  return o == CE_GRAD || o == MSE_GRAD || o == FLOOR_RW;
+  return o == CE_GRAD || o == MSE_GRAD || o == FLOOR_RW ||
+         (op_is_family(o) && (o - FAMILY_FIRST) % 2 == 1);
+}
+
+/* The transcendental floor (inline functions) a distance's row is judged
+ * against: two exps per element, or two exps and a log (floor.h). */
+static op family_floor(kd_distance d) {
+  return d == KD_SOFT_CROSS_ENTROPY || d == KD_KL_DIV || d == KD_KL_DIV_REVERSE
+             ? FLOOR_EXP2_INLINE
+             : FLOOR_EXP2LOG_INLINE;
 }
 
 /* Floors and design sketches: code of the benchmark's own, not kdloss's. */
@@ -124,7 +158,8 @@ static int op_is_floor(op o) {
 
 typedef struct floor_set {
   kd_isa isa;
-  kd_floor_read_fn exp2log_inline, exp2log_u10, exp2log_u35, read2; /* SLEEF's: NULL without it */
+  kd_floor_read_fn exp2log_inline, exp2log_u10, exp2log_u35; /* SLEEF's: NULL without it */
+  kd_floor_read_fn exp2_inline, exp2_u10, read2;
   kd_floor_rw_fn rw;
   kd_design_fn ce_recompute, ce_online; /* NULL but on AVX-512 with SLEEF */
 } floor_set;
@@ -132,27 +167,32 @@ typedef struct floor_set {
 /* The floors and sketches that call SLEEF, when the build found it. */
 #if KD_BENCH_SLEEF
 #define SLEEF_FLOORS(isa) kd_floor_exp2log_u10_##isa, kd_floor_exp2log_u35_##isa
+#define SLEEF_EXP2(isa) kd_floor_exp2_u10_##isa
 #define SLEEF_DESIGNS(isa) kd_design_ce_recompute_##isa, kd_design_ce_online_##isa
 #else
 #define SLEEF_FLOORS(isa) NULL, NULL
+#define SLEEF_EXP2(isa) NULL
 #define SLEEF_DESIGNS(isa) NULL, NULL
 #endif
 
 /* Only the floor libraries built for this host's cpu family are linked. */
 static const floor_set floor_sets[] = {
 #ifdef KD_BENCH_FLOOR_AVX2
-    {KD_ISA_AVX2, kd_floor_exp2log_inline_avx2, SLEEF_FLOORS(avx2), kd_floor_read2_avx2,
+    {KD_ISA_AVX2, kd_floor_exp2log_inline_avx2, SLEEF_FLOORS(avx2),
+     kd_floor_exp2_inline_avx2, SLEEF_EXP2(avx2), kd_floor_read2_avx2,
      kd_floor_rw_avx2, NULL, NULL},
 #endif
 #ifdef KD_BENCH_FLOOR_AVX512
     {KD_ISA_AVX512, kd_floor_exp2log_inline_avx512, SLEEF_FLOORS(avx512),
+     kd_floor_exp2_inline_avx512, SLEEF_EXP2(avx512),
      kd_floor_read2_avx512, kd_floor_rw_avx512, SLEEF_DESIGNS(avx512)},
 #endif
 #ifdef KD_BENCH_FLOOR_NEON
-    {KD_ISA_NEON, kd_floor_exp2log_inline_neon, SLEEF_FLOORS(neon), kd_floor_read2_neon,
+    {KD_ISA_NEON, kd_floor_exp2log_inline_neon, SLEEF_FLOORS(neon),
+     kd_floor_exp2_inline_neon, SLEEF_EXP2(neon), kd_floor_read2_neon,
      kd_floor_rw_neon, NULL, NULL},
 #endif
-    {KD_ISA_SCALAR, NULL, NULL, NULL, NULL, NULL, NULL, NULL} /* keeps the array non-empty */
+    {KD_ISA_SCALAR, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL} /* keeps the array non-empty */
 };
 
 static const floor_set *floors_for(kd_isa isa) {
@@ -256,6 +296,11 @@ static int n_failures;
 static kd_status call(const bench_case *c, size_t rows, size_t cols, const float *s,
                       const float *t, float *g, float *out) {
   size_t n = rows * cols;
+  if (op_is_family(c->op)) {
+    kd_params p = {family_distance(c->op), FACTOR, TEMPERATURE, 0.5f, KD_REDUCE_MEAN, NULL};
+    return kd_loss_ex_f32(&p, rows, cols, s, cols, t, cols, out, NULL, op_writes(c->op) ? g : NULL,
+                          cols);
+  }
   switch (c->op) {
   case CE_LOSS:
     return kd_loss_f32(KD_CROSS_ENTROPY, FACTOR, TEMPERATURE, rows, cols, s, cols, t, cols, out);
@@ -269,6 +314,8 @@ static kd_status call(const bench_case *c, size_t rows, size_t cols, const float
   case FLOOR_EXP2LOG_INLINE: *out = c->floors->exp2log_inline(n, s, t); return KD_OK;
   case FLOOR_EXP2LOG_U10: *out = c->floors->exp2log_u10(n, s, t); return KD_OK;
   case FLOOR_EXP2LOG_U35: *out = c->floors->exp2log_u35(n, s, t); return KD_OK;
+  case FLOOR_EXP2_INLINE: *out = c->floors->exp2_inline(n, s, t); return KD_OK;
+  case FLOOR_EXP2_U10: *out = c->floors->exp2_u10(n, s, t); return KD_OK;
   case FLOOR_READ2: *out = c->floors->read2(n, s, t); return KD_OK;
   case FLOOR_RW: *out = c->floors->rw(n, s, t, g); return KD_OK;
   case DESIGN_CE_RECOMPUTE:
@@ -457,9 +504,12 @@ static void add_case(kd_isa isa, op o, const floor_set *floors, int with_big) {
   char name[64];
   snprintf(name, sizeof name, "%s/%s", kd_isa_name(isa), op_names[o]);
   gb_bench *b = gb_register(name, bm_case, c);
-  for (size_t i = 0; i < N_SHAPES; i++)
-    if (!shapes[i].head || !op_is_floor(o) || o == FLOOR_EXP2LOG_INLINE)
+  for (size_t i = 0; i < N_SHAPES && !op_is_family(o); i++)
+    if (!shapes[i].head || !op_is_floor(o) || o == FLOOR_EXP2LOG_INLINE ||
+        o == FLOOR_EXP2_INLINE)
       gb_add_args(b, (const int64_t[]){shapes[i].rows, shapes[i].cols}, 2);
+  for (size_t i = 0; i < N_FAMILY_SHAPES && op_is_family(o); i++)
+    gb_add_args(b, (const int64_t[]){family_shapes[i].rows, family_shapes[i].cols}, 2);
   if (with_big) gb_add_args(b, (const int64_t[]){big.rows, big.cols}, 2);
   gb_set_unit(b, GB_MICROSECOND);
 }
@@ -469,6 +519,7 @@ static int floor_built(const floor_set *f, op o) {
   switch (o) {
   case FLOOR_EXP2LOG_U10: return f->exp2log_u10 != NULL;
   case FLOOR_EXP2LOG_U35: return f->exp2log_u35 != NULL;
+  case FLOOR_EXP2_U10: return f->exp2_u10 != NULL;
   case DESIGN_CE_RECOMPUTE: return f->ce_recompute != NULL;
   case DESIGN_CE_ONLINE: return f->ce_online != NULL;
   case POOL_EMPTY: return 0;
@@ -482,7 +533,8 @@ static void register_all(void) {
     kd_isa isa = host_isas[i];
     const floor_set *floors = kd_cpu_has(isa) ? floors_for(isa) : NULL;
     if (kd_isa_supported(isa)) {
-      for (op o = CE_LOSS; o <= MSE_GRAD; o++) add_case(isa, o, NULL, o >= MSE_LOSS);
+      for (op o = CE_LOSS; o < FAMILY_END; o++)
+        add_case(isa, o, NULL, o == MSE_LOSS || o == MSE_GRAD);
     } else {
       const char *name = kd_isa_name(isa);
       if (kd_cpu_has(isa))
@@ -624,6 +676,39 @@ static void print_threads(void) {
       }
 }
 
+/* The other distances against their transcendental floor (family_floor, the
+ * inline functions, same run): the contract's targets are 1.3x for the loss
+ * and 2x for loss+grad. */
+static void print_family(void) {
+  printf("\nThe other distances (kd_loss_ex_f32) against the time of their transcendentals "
+         "alone (inline exp/log, same run): exp2 = 2 exp per element, exp2log = 2 exp + 1 log\n\n");
+  printf("| ISA | shape | distance | floor | floor ns/elem | loss ns/elem | loss+grad ns/elem | "
+         "loss / floor | loss+grad / floor |\n|---|---|---|---|---|---|---|---|---|\n");
+  for (size_t i = 0; i < N_HOST_ISAS; i++) {
+    kd_isa isa = host_isas[i];
+    if (!kd_isa_supported(isa)) continue;
+    for (size_t k = 0; k < N_FAMILY_SHAPES; k++) {
+      shape sh = family_shapes[k];
+      double n = (double)sh.rows * (double)sh.cols;
+      for (op o = FAMILY_FIRST; o < FAMILY_END; o += 2) {
+        double loss = seconds(isa, o, sh), grad = seconds(isa, o + 1, sh);
+        if (isnan(loss) && isnan(grad)) continue;
+        op f = family_floor(family_distance(o));
+        double floor = seconds(isa, f, sh);
+        printf("| %s | %lldx%lld | %.*s | %s |", kd_isa_name(isa), (long long)sh.rows,
+               (long long)sh.cols, (int)(strlen(op_names[o]) - 5), op_names[o],
+               f == FLOOR_EXP2_INLINE ? "exp2" : "exp2log");
+        cell(" %.3f |", floor / n * 1e9);
+        cell(" %.3f |", loss / n * 1e9);
+        cell(" %.3f |", grad / n * 1e9);
+        cell(" %.2f |", loss / floor);
+        cell(" %.2f |", grad / floor);
+        printf("\n");
+      }
+    }
+  }
+}
+
 static void print_summary(void) {
   printf("\n## kdloss summary (medians of CPU time; %s)\n\n", kd_version_string());
   printf("Throughput, G elements/s (MSE out of cache: GB/s read+written in brackets)\n\n");
@@ -681,6 +766,7 @@ static void print_summary(void) {
       printf("\n");
     }
   }
+  print_family();
   print_heads();
   print_designs();
   print_threads();

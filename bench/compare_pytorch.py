@@ -8,16 +8,29 @@ earlier on PATH may lack torch.) Build kdloss first (meson setup build &&
 ninja -C build); --lib points at its shared library.
 
 What is compared, for each shape, distance, pass and thread count:
-  PyTorch  the cross-entropy pipeline written out literally (softmax,
-           pow(1/T), renormalise, + 1e-5, log, weighted row sum, mean over
-           rows, times factor) and F.mse_loss * factor; "fwd" is the loss,
-           "fwd+bwd" is the loss and loss.backward() through autograd (the
-           student requires grad, the teacher does not). Both are
-           tools/gen_golden.py's ce_literal and mse: the golden vectors'
-           pipelines, not a second copy.
-  kdloss   kd_loss_f32 ("fwd") and kd_loss_grad_f32 ("fwd+bwd", loss and
-           gradient) through ctypes, once per ISA this CPU and build support
-           (kd_set_isa, checked with kd_get_isa).
+  PyTorch  each distance's framework formula as its PyTorch code writes it
+           (--distances; tools/gen_golden.py's, the golden vectors'
+           formulas, not a second copy):
+             ce     LwF: softmax, pow(1/T), renormalise, + 1e-5, log,
+                    weighted row sum, mean over rows (ce_literal)
+             mse    DER: F.mse_loss
+             sce    PyCIL's _KD_loss: -(softmax(t/T) * log_softmax(s/T)).sum() / N
+             kl     Avalanche / torchdistill: F.kl_div(log_softmax(s/T),
+                    softmax(t/T), reduction="batchmean")
+             rkl    Megatron's reverse KL: F.kl_div(log_softmax(t/T),
+                    softmax(s/T), "none").sum(-1).mean()
+             facil  FACIL's cross_entropy(exp=1/T): softmax, pow(1/T),
+                    renormalise, + 1e-5/C, renormalise, log, mean
+             jsd    Liger-Kernel's LigerJSD reference (beta 0.5): lerp, log,
+                    KLDivLoss(log_target=True) twice
+             bce    iCaRL (Mammoth): F.binary_cross_entropy_with_logits(s, sigmoid(t))
+           all times factor; "fwd" is the loss, "fwd+bwd" is the loss and
+           loss.backward() through autograd (the student requires grad, the
+           teacher does not).
+  kdloss   ce and mse: kd_loss_f32 ("fwd") and kd_loss_grad_f32 ("fwd+bwd",
+           loss and gradient); the others: kd_loss_ex_f32 without and with
+           the gradient (no row weights, mean); through ctypes, once per ISA
+           this CPU and build support (kd_set_isa, checked with kd_get_isa).
   Threads  --threads N (a list: one table row set per N): both sides use N
            threads, torch.set_num_threads(N) and kd_set_num_threads(N)
            (checked with kd_get_num_threads).
@@ -71,6 +84,13 @@ import gen_golden as gg  # noqa: E402
 gg.torch = torch  # gen_golden imports torch in its main(); these use it directly
 
 KD_CROSS_ENTROPY, KD_MSE = 0, 1
+JSD_BETA = 0.5
+# name -> kd_distance, and the PyTorch formula fn(s, t, T, factor)
+DISTANCES = {"ce": (KD_CROSS_ENTROPY, gg.ce_literal), "mse": (KD_MSE, gg.mse)}
+for _name, _code in (("sce", gg.KD_SOFT_CROSS_ENTROPY), ("kl", gg.KD_KL_DIV),
+                     ("rkl", gg.KD_KL_DIV_REVERSE), ("facil", gg.KD_CROSS_ENTROPY_UNIFORM_EPS),
+                     ("jsd", gg.KD_JSD), ("bce", gg.KD_BCE_SIGMOID)):
+    DISTANCES[_name] = (_code, gg.distance_loss(_code, gg.Reduce(beta=JSD_BETA)))
 ISAS = {1: "scalar", 2: "avx2", 3: "avx512", 4: "neon"}  # enum kd_isa
 # (shape, distance, pass) -> {isa: minimum speed-up}: the speed targets,
 # single thread.
@@ -86,6 +106,13 @@ TARGETS = {
 }
 
 
+class Params(ctypes.Structure):
+    """struct kd_params (include/kdloss.h)."""
+    _fields_ = [("distance", ctypes.c_int), ("factor", ctypes.c_float),
+                ("temperature", ctypes.c_float), ("beta", ctypes.c_float),
+                ("reduction", ctypes.c_int), ("row_weight", ctypes.c_void_p)]
+
+
 class KdLoss:
     def __init__(self, path):
         lib = ctypes.CDLL(str(path))
@@ -94,6 +121,8 @@ class KdLoss:
         lib.kd_loss_f32.restype = ctypes.c_int
         lib.kd_loss_grad_f32.argtypes = [ctypes.c_int, f, f, sz, sz, p, sz, p, sz, p, p, sz]
         lib.kd_loss_grad_f32.restype = ctypes.c_int
+        lib.kd_loss_ex_f32.argtypes = [ctypes.POINTER(Params), sz, sz, p, sz, p, sz, p, p, p, sz]
+        lib.kd_loss_ex_f32.restype = ctypes.c_int
         lib.kd_set_isa.argtypes = [ctypes.c_int]
         lib.kd_set_isa.restype = ctypes.c_int
         lib.kd_get_isa.restype = ctypes.c_int
@@ -128,10 +157,15 @@ class KdLoss:
         """A no-argument function making one call on these tensors (the ctypes
         arguments are prepared once, outside the timing)."""
         rows, cols = s.shape
-        dist = KD_CROSS_ENTROPY if distance == "ce" else KD_MSE
+        dist = DISTANCES[distance][0]
         sp, tp, gp = s.data_ptr(), t.data_ptr(), g.data_ptr()
         lib, out = self.lib, self.loss_ptr
-        if grad_pass:
+        if dist not in (KD_CROSS_ENTROPY, KD_MSE):
+            fn = lib.kd_loss_ex_f32
+            params = Params(dist, factor, temperature, JSD_BETA, 0, None)
+            args = (params, rows, cols, sp, cols, tp, cols, out, None, gp if grad_pass else None,
+                    cols)
+        elif grad_pass:
             fn = lib.kd_loss_grad_f32
             args = (dist, factor, temperature, rows, cols, sp, cols, tp, cols, out, gp, cols)
         else:
@@ -158,7 +192,7 @@ def compare(kd, shape, distance, grad_pass, args):
     t = torch.randn(rows, cols, generator=gen)
     s_req = s.clone().requires_grad_(True)
     g = torch.empty_like(s)
-    torch_fn = gg.ce_literal if distance == "ce" else gg.mse
+    torch_fn = DISTANCES[distance][1]
     T, factor = args.temperature, args.factor
 
     def torch_call():
@@ -387,6 +421,8 @@ def main():
     ap.add_argument("--threads", default=f"1,{os.cpu_count()}",
                     help="thread counts, each used by both PyTorch and kdloss "
                          "(default: %(default)s, i.e. one and all cores)")
+    ap.add_argument("--distances", default=",".join(DISTANCES),
+                    help="distances of the kernel tables (default: %(default)s)")
     ap.add_argument("--temperature", type=float, default=2.0)
     ap.add_argument("--factor", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=0)
@@ -396,6 +432,9 @@ def main():
     ap.add_argument("--min-rounds", type=int, default=15)
     ap.add_argument("--max-rounds", type=int, default=301)
     args = ap.parse_args()
+    unknown = set(args.distances.split(",")) - set(DISTANCES)
+    if unknown:
+        sys.exit(f"--distances: unknown {', '.join(sorted(unknown))}; valid: {', '.join(DISTANCES)}")
     if not Path(args.lib).exists():
         sys.exit(f"{args.lib} not found: build kdloss first (meson setup build && ninja -C build)"
                  " or pass --lib")
@@ -432,7 +471,7 @@ def kernel_tables(kd, args, shapes, threads):
     for nthreads in threads:
         kd.set_threads(nthreads)
         for shape in shapes:
-            for distance in ("ce", "mse"):
+            for distance in args.distances.split(","):
                 for grad_pass in (False, True):
                     pname = "fwd+bwd" if grad_pass else "fwd"
                     r = compare(kd, shape, distance, grad_pass, args)

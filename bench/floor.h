@@ -13,6 +13,11 @@
  *   src/<isa>/math_<isa>.h (no SLEEF needed). u10 and u35: SLEEF's u10 exp and
  *   its u10 or u35 log, so the ratio can be taken against whichever log the
  *   kernel uses; built only when SLEEF is found (KD_BENCH_SLEEF).
+ * exp2: the transcendental work of the distances whose row needs two exps per
+ *   element and logs only per row (soft cross-entropy, KL, reverse KL):
+ *   sum_j exp(-|s_j|) * exp(-|t_j|), inline or SLEEF's u10 exp. exp2log is
+ *   also the floor of FACIL's eps cross-entropy, JSD (q, r and log M) and
+ *   BCE sigmoid (softplus(s): one exp and one log; sigmoid(t): one exp).
  * read2: sum_j (s_j + t_j), the least work that reads both inputs once (the
  *   memory floor of MSE loss).
  * rw: g_j = s_j - t_j, reads both inputs and writes one output (the memory
@@ -32,6 +37,8 @@ typedef float (*kd_floor_rw_fn)(size_t n, const float *s, const float *t, float 
   float kd_floor_exp2log_inline_##isa(size_t n, const float *s, const float *t); \
   float kd_floor_exp2log_u10_##isa(size_t n, const float *s, const float *t);    \
   float kd_floor_exp2log_u35_##isa(size_t n, const float *s, const float *t);    \
+  float kd_floor_exp2_inline_##isa(size_t n, const float *s, const float *t);    \
+  float kd_floor_exp2_u10_##isa(size_t n, const float *s, const float *t);       \
   float kd_floor_read2_##isa(size_t n, const float *s, const float *t);          \
   float kd_floor_rw_##isa(size_t n, const float *s, const float *t, float *g);
 

@@ -19,40 +19,61 @@
 /* exp or log of every lane, inline or SLEEF. */
 typedef kd_vf (*kd_vfn)(kd_vf);
 
-/* One vector of the exp2log floor: exp(-|t|) * log(exp(-|s|) + 1e-5); -|x|
- * because exp's arguments must be <= 0 (floor.h). */
+/* One vector of a floor from s and t with the given exp and log. */
+typedef kd_vf (*kd_floor_elem)(kd_vf s, kd_vf t, kd_vfn exp, kd_vfn log);
+
+/* The exp2log floor: exp(-|t|) * log(exp(-|s|) + 1e-5); -|x| because exp's
+ * arguments must be <= 0 (floor.h). */
 static inline __attribute__((always_inline)) kd_vf kd_exp2log(kd_vf s, kd_vf t, kd_vfn exp,
                                                               kd_vfn log) {
   kd_vf es = exp(kd_neg(kd_abs(s))), et = exp(kd_neg(kd_abs(t)));
   return kd_mul(et, log(kd_add(es, kd_set1(1e-5f))));
 }
 
-static inline __attribute__((always_inline)) float kd_exp2log_sum(size_t n, const float *s,
-                                                                  const float *t, kd_vfn exp,
-                                                                  kd_vfn log) {
+/* The exp2 floor: exp(-|s|) * exp(-|t|). */
+static inline __attribute__((always_inline)) kd_vf kd_exp2(kd_vf s, kd_vf t, kd_vfn exp,
+                                                           kd_vfn log) {
+  (void)log;
+  return kd_mul(exp(kd_neg(kd_abs(s))), exp(kd_neg(kd_abs(t))));
+}
+
+/* sum_j elem(s_j, t_j): one loop for every transcendental floor (elem, exp
+ * and log are constants after inlining). */
+static inline __attribute__((always_inline)) float kd_floor_sum(size_t n, const float *s,
+                                                                const float *t,
+                                                                kd_floor_elem elem, kd_vfn exp,
+                                                                kd_vfn log) {
   kd_vf acc = kd_zero();
   size_t j = 0;
   for (; j + KD_LANES <= n; j += KD_LANES)
-    acc = kd_add(acc, kd_exp2log(kd_load(s + j), kd_load(t + j), exp, log));
+    acc = kd_add(acc, elem(kd_load(s + j), kd_load(t + j), exp, log));
   if (j < n) {
     kd_vm m = kd_tail(n - j);
-    kd_vf v = kd_exp2log(kd_load_part(s + j, n - j, m), kd_load_part(t + j, n - j, m), exp, log);
+    kd_vf v = elem(kd_load_part(s + j, n - j, m), kd_load_part(t + j, n - j, m), exp, log);
     acc = kd_add(acc, kd_maskz(m, v));
   }
   return (float)kd_hsum(acc);
 }
 
 float KD_FLOOR(exp2log_inline)(size_t n, const float *s, const float *t) {
-  return kd_exp2log_sum(n, s, t, KD_INLINE_EXP, KD_INLINE_LOG);
+  return kd_floor_sum(n, s, t, kd_exp2log, KD_INLINE_EXP, KD_INLINE_LOG);
+}
+
+float KD_FLOOR(exp2_inline)(size_t n, const float *s, const float *t) {
+  return kd_floor_sum(n, s, t, kd_exp2, KD_INLINE_EXP, KD_INLINE_LOG);
 }
 
 #if KD_BENCH_SLEEF
 float KD_FLOOR(exp2log_u10)(size_t n, const float *s, const float *t) {
-  return kd_exp2log_sum(n, s, t, KD_SLEEF_EXP_U10, KD_SLEEF_LOG_U10);
+  return kd_floor_sum(n, s, t, kd_exp2log, KD_SLEEF_EXP_U10, KD_SLEEF_LOG_U10);
 }
 
 float KD_FLOOR(exp2log_u35)(size_t n, const float *s, const float *t) {
-  return kd_exp2log_sum(n, s, t, KD_SLEEF_EXP_U10, KD_SLEEF_LOG_U35);
+  return kd_floor_sum(n, s, t, kd_exp2log, KD_SLEEF_EXP_U10, KD_SLEEF_LOG_U35);
+}
+
+float KD_FLOOR(exp2_u10)(size_t n, const float *s, const float *t) {
+  return kd_floor_sum(n, s, t, kd_exp2, KD_SLEEF_EXP_U10, KD_SLEEF_LOG_U10);
 }
 #endif
 

@@ -3,43 +3,87 @@
  *
  * One header, C11, usable from C++. Every exported function is declared here.
  *
- * What it computes (student s, teacher t: rows x cols float32, row-major):
+ * What it computes (student s, teacher t: rows x cols float32, row-major).
+ * Each distance has a row distance d_i; z = x/T, q = softmax(s_i/T),
+ * r = softmax(t_i/T) (== softmax(x)^(1/T) renormalised), sums over the row's
+ * classes j, sigma(x) = 1/(1 + exp(-x)), C = cols:
  *
- *   KD_CROSS_ENTROPY (Learning without Forgetting), per row i, temperature T:
- *     q = softmax(s_i / T), r = softmax(t_i / T)     (== softmax(x)^(1/T) renormalised)
- *     row_loss_i = -sum_j r_j * log(q_j + 1e-5)
- *     loss = factor * (1/rows) * sum_i row_loss_i
- *     grad_ij = factor/(rows*T) * q_j * (sum_k w_k q_k - w_j),  w_j = r_j / (q_j + 1e-5)
+ *   KD_CROSS_ENTROPY (LwF):          d_i = -sum_j r_j log(q_j + 1e-5)
+ *   KD_MSE (DER), T ignored:         d_i = (1/C) sum_j (s_j - t_j)^2
+ *   KD_SOFT_CROSS_ENTROPY:           d_i = -sum_j r_j log q_j
+ *   KD_KL_DIV:                       d_i =  sum_j r_j (log r_j - log q_j)
+ *   KD_KL_DIV_REVERSE:               d_i =  sum_j q_j (log q_j - log r_j)
+ *   KD_CROSS_ENTROPY_UNIFORM_EPS:    d_i = -sum_j r_j log((q_j + 1e-5/C) / (1 + 1e-5))
+ *   KD_JSD, 0 < beta < 1:            d_i = beta KL(r||M) + (1-beta) KL(q||M),
+ *                                          M = beta r + (1-beta) q
+ *   KD_BCE_SIGMOID, T ignored:       d_i = (1/C) sum_j [softplus(s_j) - sigma(t_j) s_j]
+ *                                   (= BCE(sigmoid(s_j), sigmoid(t_j)), with logits)
  *
- *   KD_MSE (Dark Experience Replay), temperature ignored:
- *     loss = factor * (1/(rows*cols)) * sum_ij (s_ij - t_ij)^2
- *     grad_ij = 2 * factor * (s_ij - t_ij) / (rows*cols)
+ * Reduction, with w_i the row weight (1 when row_weight is NULL) and
+ * W = sum_i w_i:
+ *   KD_REDUCE_MEAN: c_i = factor * w_i / W   (all weights zero: loss 0, gradient 0)
+ *   KD_REDUCE_SUM:  c_i = factor * w_i
+ *   loss = sum_i c_i d_i;  row_loss[i] = factor * w_i * d_i whatever the reduction.
+ * kd_loss_f32 and kd_loss_grad_f32 are kd_loss_ex_f32 with row_weight NULL,
+ * KD_REDUCE_MEAN and no row_loss, bit for bit (KD_JSD: beta = 1/2).
+ * A row of weight 0 is never read (padding rows may hold anything, NaN
+ * included): it contributes exactly 0, its row_loss is 0 and its gradient 0.
+ * So is a row whose c_i is 0 for factor 0, except that it is still checked.
  *
- *   grad is d loss / d student, with the teacher held fixed.
+ * grad_ij = d loss / d s_ij, the teacher held fixed:
+ *   KD_CROSS_ENTROPY:    c_i/T * q_j * (sum_k w_k q_k - w_j),  w_j = r_j / (q_j + 1e-5)
+ *   KD_CROSS_ENTROPY_UNIFORM_EPS: the same with 1e-5/C for 1e-5
+ *   KD_SOFT_CROSS_ENTROPY, KD_KL_DIV:  c_i/T * (q_j - r_j)
+ *   KD_KL_DIV_REVERSE:   c_i/T * q_j * (L_j - sum_k q_k L_k),  L_j = log(q_j / r_j)
+ *   KD_JSD:              c_i/T * q_j * (L_j - sum_k q_k L_k),  L_j = (1-beta) log(q_j / M_j)
+ *   KD_MSE:              c_i * 2 (s_j - t_j) / C
+ *   KD_BCE_SIGMOID:      c_i * (sigma(s_j) - sigma(t_j)) / C
+ * None multiplies by T^2: factor carries it. The softmax distances are
+ * computed stably (log q = (s_j - s_max)/T - log sum exp, never log of an
+ * underflowed q), so they stay accurate where a float32 pipeline of the
+ * literal formula would round log q to -inf.
  *
- * Masking: -inf is a valid cross-entropy logit (a masked class: probability 0,
- * gradient 0). A cross-entropy row that is entirely -inf, any NaN or +inf, and
- * for MSE any infinity at all, is KD_ERR_NONFINITE.
+ * Masking: -inf is a valid logit of the softmax distances (a masked class:
+ * probability 0, gradient 0). A class the teacher masks contributes 0
+ * (0 log 0 = 0). A row entirely -inf in student or teacher, any NaN or +inf,
+ * and for KD_MSE and KD_BCE_SIGMOID any infinity at all, is KD_ERR_NONFINITE.
+ * Infinite distances (KD_OK, not errors):
+ *   - KD_SOFT_CROSS_ENTROPY and KD_KL_DIV: a class the student masks where the
+ *     teacher has mass makes d_i = +inf (loss and row_loss +-inf with the sign
+ *     of factor). The gradient stays finite: it is its limit, c_i/T * (q_j - r_j)
+ *     (what autograd through log_softmax gives).
+ *   - KD_KL_DIV_REVERSE: a class the teacher masks where the student has mass
+ *     makes d_i = +inf. The gradient has no finite limit there: grad_ij is
+ *     +inf * sign(c_i) on the classes the teacher masks, -inf * sign(c_i) on
+ *     the other classes the student does not mask, 0 on the classes the
+ *     student masks.
+ *   - KD_CROSS_ENTROPY, KD_CROSS_ENTROPY_UNIFORM_EPS and KD_JSD are always finite.
  *
- * Accuracy (every ISA, every shape, every valid input), against the exact values:
- *   |loss - ref| <= max(1e-5 * |ref| + 1e-6 * |factor|, one float ulp of ref)
+ * Accuracy (every distance, every ISA, every shape, every valid input),
+ * against the exact values:
+ *   |loss - ref| <= max(1e-5 * |ref| + 1e-6 * sum_i |c_i|, one float ulp of ref)
+ *   (sum_i |c_i| = |factor| for MEAN, |factor| sum_i w_i for SUM)
  *   max_ij |grad_ij - ref_ij| <= max(1e-5 * max_ij |ref_ij| + 1e-12 * scale,
  *                                    one float ulp of max_ij |ref_ij|)
- *   scale = |factor| / (rows * T) (cross-entropy), |factor| / (rows * cols) (MSE)
+ *   scale = max_i |c_i| / T (softmax distances), max_i |c_i| / C (BCE),
+ *   2 max_i |c_i| / C (MSE)
+ * and for each row_loss[i] the loss bound with |factor| w_i for sum_i |c_i|.
  * A loss or gradient element beyond float's range is +-inf with KD_OK (IEEE
  * overflow), on every ISA, in place or not.
  * The same ISA gives bitwise-identical results for the same inputs on every call.
  *
  * Memory: no alignment is required of any pointer. Element (i, j) of a matrix
  * with leading dimension ld is p[i*ld + j]; only the rows x cols elements so
- * addressed are read or written. grad may be exactly student (grad == student
- * and ld_grad == ld_student: computed in place); any other overlap of the
- * address span of grad with an input's span is KD_ERR_ALIAS. Inputs may alias
- * each other (student == teacher is fine).
+ * addressed are read or written (row_weight: rows floats). grad may be
+ * exactly student (grad == student and ld_grad == ld_student: computed in
+ * place); any other overlap of the address span of grad with an input's span
+ * is KD_ERR_ALIAS, and so is loss or row_loss overlapping an input (row_weight
+ * included), grad, or each other. Inputs may alias each other (student ==
+ * teacher is fine).
  *
  * Errors: argument errors are detected before any work and leave every output
  * untouched. KD_ERR_NONFINITE is found while computing: it sets *loss to NaN
- * (when loss is not NULL) and may leave grad partly written. The library never
+ * (when loss is not NULL) and may leave grad and row_loss partly written. The library never
  * aborts, prints or exits.
  *
  * Threads: every function is reentrant and thread-safe. The implementation is
@@ -71,7 +115,18 @@
 extern "C" {
 #endif
 
-typedef enum kd_distance { KD_CROSS_ENTROPY, KD_MSE } kd_distance;
+typedef enum kd_distance {
+  KD_CROSS_ENTROPY,             /* -sum_j r_j log(q_j + 1e-5)                   (LwF) */
+  KD_MSE,                       /* mean_j (s_j - t_j)^2                          (DER) */
+  KD_SOFT_CROSS_ENTROPY,        /* -sum_j r_j log q_j                           (PyCIL, Mammoth) */
+  KD_KL_DIV,                    /*  sum_j r_j (log r_j - log q_j)               (Avalanche, torchdistill, Megatron) */
+  KD_KL_DIV_REVERSE,            /*  sum_j q_j (log q_j - log r_j)               (Megatron's reverse option) */
+  KD_CROSS_ENTROPY_UNIFORM_EPS, /* -sum_j r_j log((q_j + 1e-5/C) / (1 + 1e-5))  (FACIL) */
+  KD_JSD,                       /* beta KL(r||M) + (1-beta) KL(q||M), M = beta r + (1-beta) q (Liger, GKD) */
+  KD_BCE_SIGMOID                /* mean_j of BCE(sigmoid(s_j), sigmoid(t_j)), no temperature (iCaRL) */
+} kd_distance;
+
+typedef enum kd_reduction { KD_REDUCE_MEAN, KD_REDUCE_SUM } kd_reduction;
 
 typedef enum kd_isa {
   KD_ISA_AUTO,   /* kd_set_isa only: the best ISA this CPU and build support */
@@ -93,7 +148,10 @@ typedef enum kd_status {
   KD_ERR_ALIAS,       /* grad overlaps an input other than exactly in place */
   KD_ERR_NOMEM,       /* a needed allocation failed */
   KD_ERR_UNSUPPORTED, /* kd_set_isa: this CPU or this build lacks that ISA */
-  KD_ERR_THREADS      /* kd_set_num_threads: n < 0 or > 1024, or the pool cannot start */
+  KD_ERR_THREADS,     /* kd_set_num_threads: n < 0 or > 1024, or the pool cannot start */
+  KD_ERR_WEIGHT,      /* a row weight negative, NaN or infinite */
+  KD_ERR_BETA,        /* KD_JSD with beta outside (0, 1) */
+  KD_ERR_REDUCTION    /* not a kd_reduction value */
 } kd_status;
 
 /*
@@ -102,7 +160,7 @@ typedef enum kd_status {
  * Argument checks, in this order: distance (KD_ERR_DISTANCE), NULL pointers,
  * rows/cols zero or overflowing (KD_ERR_SHAPE), ld < cols (KD_ERR_STRIDE),
  * sizes again with the strides (KD_ERR_SHAPE), factor (KD_ERR_FACTOR),
- * temperature for cross-entropy (KD_ERR_TEMPERATURE: NaN, infinite, <= 0, or
+ * temperature for the softmax distances (KD_ERR_TEMPERATURE: NaN, infinite, <= 0, or
  * subnormal, whose reciprocal overflows), then loss pointing into an input
  * (KD_ERR_ALIAS).
  * Scratch: cross-entropy rows of more than 2048 classes use 8*cols bytes of
@@ -136,6 +194,43 @@ KD_API kd_status kd_loss_grad_f32(kd_distance distance, float factor, float temp
                                   const float *teacher, size_t ld_teacher,
                                   float *loss,
                                   float *grad, size_t ld_grad);
+
+/*
+ * Every distance, with row weights, a reduction and per-row losses (see the
+ * top of this file for the formulas). p: the parameters (required);
+ * temperature is ignored by KD_MSE and KD_BCE_SIGMOID, beta by all but KD_JSD.
+ * loss: the reduced loss, or NULL when row_loss is given; row_loss: NULL or
+ * rows floats; grad: NULL (no gradient) or rows x cols with ld_grad >= cols.
+ * Argument checks, in this order: p NULL (KD_ERR_NULL), distance
+ * (KD_ERR_DISTANCE), reduction (KD_ERR_REDUCTION), NULL pointers (student,
+ * teacher, loss and row_loss both: KD_ERR_NULL), shapes and strides as
+ * kd_loss_f32, factor (KD_ERR_FACTOR), temperature (KD_ERR_TEMPERATURE),
+ * beta (KD_ERR_BETA), the weights (KD_ERR_WEIGHT), the gradient scale
+ * overflowing float (KD_ERR_FACTOR), then aliasing (KD_ERR_ALIAS). Costs,
+ * scratch and threads as kd_loss_f32 and kd_loss_grad_f32, and: rows of
+ * KD_SOFT_CROSS_ENTROPY, KD_KL_DIV, KD_KL_DIV_REVERSE or KD_JSD whose float
+ * gradient would cancel (nearly flat rows at a high temperature, mostly) are
+ * recomputed in double, as is every KD_JSD row when beta < 2^-16, and so
+ * is every row of these four whose float passes overflow (a logit gap over T,
+ * or a partial sum, beyond FLT_MAX) or whose distance is infinite. The loss
+ * alone of KD_SOFT_CROSS_ENTROPY, KD_KL_DIV and KD_KL_DIV_REVERSE uses no
+ * scratch.
+ */
+typedef struct kd_params {
+  kd_distance distance;
+  float factor;
+  float temperature;        /* ignored by KD_MSE and KD_BCE_SIGMOID */
+  float beta;               /* KD_JSD only: 0 < beta < 1 */
+  kd_reduction reduction;
+  const float *row_weight;  /* NULL (every weight 1) or rows weights, each finite and >= 0 */
+} kd_params;
+
+KD_API kd_status kd_loss_ex_f32(const kd_params *p, size_t rows, size_t cols,
+                                const float *student, size_t ld_student,
+                                const float *teacher, size_t ld_teacher,
+                                float *loss,      /* NULL allowed when row_loss is given */
+                                float *row_loss,  /* NULL, or rows floats */
+                                float *grad, size_t ld_grad);  /* grad NULL: no gradient */
 
 /*
  * Choose the implementation for the whole process. KD_ISA_AUTO restores the

@@ -30,18 +30,6 @@ static inline size_t kd_ce_block_end(size_t j, size_t n) {
   return n - j < KD_CE_BLOCK ? n : j + KD_CE_BLOCK;
 }
 
-/* expm1 on |d| < KD_EXPM1_BAND only (kernels.h), given d2 = d * d: d + d^2 P(d)
- * with P by Estrin's scheme: three dependent FMAs where Horner's takes five.
- * Outside the band (NaN and +-inf included) the result is garbage that the
- * caller never selects. */
-static inline kd_vf kd_expm1f_band(kd_vf d, kd_vf d2) {
-  kd_vf p01 = kd_fmadd(kd_set1(KD_EXPM1_C3), d, kd_set1(KD_EXPM1_C2));
-  kd_vf p23 = kd_fmadd(kd_set1(KD_EXPM1_C5), d, kd_set1(KD_EXPM1_C4));
-  kd_vf p45 = kd_fmadd(kd_set1(KD_EXPM1_C7), d, kd_set1(KD_EXPM1_C6));
-  kd_vf p = kd_fmadd(kd_fmadd(p45, d2, p23), d2, p01);
-  return kd_fmadd(p, d2, d);
-}
-
 int KD_FN(rmax2)(size_t n, const float *s, const float *t, float *s_max, float *t_max) {
   const kd_vf ninf = kd_set1(-INFINITY), inf = kd_set1(INFINITY);
   kd_vf ms[KD_CE_U], mt[KD_CE_U];
@@ -128,7 +116,7 @@ size_t KD_FN(expsum2)(size_t n, const float *s, const float *t, const kd_ce_row 
  * constant factor joins once, in double, and q_j + 1e-5 is one FMA. */
 double KD_FN(celoss)(size_t n, const float *es, const float *et, const kd_ce_row *row) {
   const kd_vf izs = kd_set1(row->inv_zs);
-  const kd_vf eps = kd_set1(KD_EPS);
+  const kd_vf eps = kd_set1(row->eps);
   double sum = 0.0;
   for (size_t j = 0; j < n;) {
     size_t end = kd_ce_block_end(j, n);
@@ -155,7 +143,7 @@ double KD_FN(celoss)(size_t n, const float *es, const float *et, const kd_ce_row
  * every lane (one row across the lanes, here), or one row per lane
  * (src/ce_short_passes.h). */
 typedef struct kd_ce_stats_lanes {
-  kd_vf inv_zs, inv_zt, max_gap, max_gap_lo, inv_temp, log_zs_zt;
+  kd_vf inv_zs, inv_zt, max_gap, max_gap_lo, inv_temp, log_zs_zt, eps;
 } kd_ce_stats_lanes;
 typedef struct kd_ce_grad_lanes {
   kd_vf q_sum, qw_sum, qu_sum, grad_scale;
@@ -164,7 +152,8 @@ typedef struct kd_ce_grad_lanes {
 static inline kd_ce_stats_lanes kd_ce_stats_lanes_of(const kd_ce_row *row) {
   kd_ce_stats_lanes c = {kd_set1(row->inv_zs),     kd_set1(row->inv_zt),
                          kd_set1(row->max_gap),    kd_set1(row->max_gap_lo),
-                         kd_set1(row->inv_temp),   kd_set1(row->log_zs_zt)};
+                         kd_set1(row->inv_temp),   kd_set1(row->log_zs_zt),
+                         kd_set1(row->eps)};
   return c;
 }
 static inline kd_ce_grad_lanes kd_ce_grad_lanes_of(const kd_ce_row *row) {
@@ -179,7 +168,7 @@ static inline void kd_cestats_vec(kd_vf x, kd_vf y, kd_vf e_s, kd_vf e_t,
                                   const kd_ce_stats_lanes *c, kd_vm m, kd_vf *q_out,
                                   kd_vf *v_out, kd_vf *f, kd_vf *fq, kd_vf *fqw, kd_vf *fqu,
                                   kd_vf *u_size) {
-  const kd_vf eps = kd_set1(KD_EPS);
+  const kd_vf eps = c->eps;
   kd_vf q = kd_mul(e_s, c->inv_zs);
   kd_vf r = kd_mul(e_t, c->inv_zt);
   /* t_j - s_j as a TwoSum pair: exact at any offset between the two. */

@@ -95,7 +95,7 @@ static void kd_ceshort_group(const kd_ce_short *a, size_t k, float *loss, unsign
   kd_vf bb = kd_sub(gap, t_max);
   kd_vf gap_lo = kd_add(kd_sub(t_max, kd_sub(gap, bb)), kd_sub(kd_neg(s_max), bb));
   const kd_ce_stats_lanes c = {inv_zs, inv_zt, gap, gap_lo, it,
-                               kd_select(s_less, log_ratio, kd_neg(log_ratio))};
+                               kd_select(s_less, log_ratio, kd_neg(log_ratio)), eps};
   kd_vf fq = kd_zero(), fqw = kd_zero(), fqu = kd_zero(), u_size = kd_zero();
   for (size_t j = 0; j < n; j++) {
     kd_vf q, v;

@@ -17,8 +17,13 @@
       .cestats = kd_f32_cestats_##name,                                              \
       .cegrad = kd_f32_cegrad_##name,                                                \
       .ceshort = kd_f32_ceshort_##name,                                              \
+      .klsum = kd_f32_klsum_##name,                                                  \
+      .divloss = kd_f32_divloss_##name,                                              \
+      .divstats = kd_f32_divstats_##name,                                            \
       .mse = kd_f32_mse_##name,                                                      \
       .msegrad = kd_f32_msegrad_##name,                                              \
+      .bce = kd_f32_bce_##name,                                                      \
+      .bcegrad = kd_f32_bcegrad_##name,                                              \
   };
 
 KD_TABLE(scalar, KD_ISA_SCALAR)

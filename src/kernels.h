@@ -4,9 +4,12 @@
  * Internal. The API layer (kdloss.c) validates arguments and runs the row loop
  * once for all ISAs; a kernel computes one pass over one row and never checks
  * arguments. Names follow kd_f32_<operation>_<isa>. The SIMD ISAs compile
- * one skeleton per pass (src/ce_passes.h, src/mse_passes.h) over their
- * operation layer (src/<isa>/vec_<isa>.h); src/scalar/ is the one-lane
- * reference the skeletons follow pass for pass.
+ * one skeleton per pass (src/ce_passes.h, src/mse_passes.h, and for the rest
+ * of the family src/div_passes.h, src/bce_passes.h, which state their math)
+ * over their operation layer (src/<isa>/vec_<isa>.h); src/scalar/ is the
+ * one-lane reference the skeletons follow pass for pass. Every softmax
+ * distance runs passes 1 and 2 below; the cross-entropies (LwF, FACIL with
+ * eps = 1e-5/C) then the rest of this pipeline.
  *
  * Cross-entropy row, n classes, z = x / T (the pipeline's softmax(x)^(1/T)
  * renormalised is softmax(x/T) exactly):
@@ -63,7 +66,7 @@
 #include <stddef.h>
 #include "kdloss.h"
 
-#define KD_EPS 1e-5f       /* the pipeline's fixed epsilon in log(q + 1e-5) */
+#define KD_EPS 1e-5f       /* LwF's epsilon in log(q + 1e-5); FACIL's is KD_EPS / cols */
 #define KD_BLOCK 256       /* elements per float partial sum before it joins a double */
 #define KD_EXPM1_BAND 0.5f /* |d_j| below this: q_j - r_j via expm1 */
 #define KD_U_FORM_W 0.5f   /* w_j above this: the gradient uses the u-form */
@@ -98,6 +101,8 @@ typedef struct kd_ce_row {
   float s_max, t_max; /* pass 1 */
   float max_gap, max_gap_lo; /* t_max - s_max as a TwoSum pair */
   float inv_temp;     /* 1/T */
+  float eps;          /* the cross-entropies' epsilon: KD_EPS, or KD_EPS / cols (FACIL) */
+  float beta;         /* KD_JSD's beta */
   float inv_zs, inv_zt, log_zs_zt; /* after pass 2 */
   float q_sum, qw_sum, qu_sum;     /* after pass 3b */
   float grad_scale;                /* factor / (rows * T) */
@@ -163,6 +168,40 @@ static inline int kd_ce_grad_redo(float *g, int dominant, size_t argmax, const k
   size = st->max_err > size ? st->max_err : size;
   return size > KD_COND_LIMIT * max_abs;
 }
+
+/* Soft cross-entropy (kl == 0) or KL (kl == 1), after pass 2 (see div_passes.h).
+ * Returns sum_j et_j * (-y_j) (y_j = (s_j - s_max)/T) or sum_j et_j * A_j
+ * (A_j = ((t_j - t_max) - (s_j - s_max))/T), +inf when a class the student
+ * masks is one the teacher does not; grad (NULL for none; may be s or et):
+ * grad_j = grad_scale * (q_j - r_j), and into stats (grad only) max |grad_j|
+ * and max_err = |grad_scale| max_j q_j (|A_j| + |log(zs/zt)| + 1) over the
+ * classes where q - r comes from expm1(d_j): the size d_j's rounding error
+ * is proportional to (div_passes.h). */
+typedef double (*kd_klsum_fn)(size_t n, const float *s, const float *t, const float *es,
+                              const float *et, const kd_ce_row *row, int kl, float *grad,
+                              kd_grad_stats *stats);
+/* The loss alone of soft cross-entropy (kind 0), KL (1) or reverse KL (2),
+ * in place of pass 2 (see div_passes.h): zs and zt as expsum2 computes them,
+ * nothing stored, and returns T times sum_j et_j (-y_j) (SCE), sum_j et_j A_j
+ * (KL) or sum_j es_j A_j (reverse KL) (the row loop multiplies by 1/T), with
+ * +inf (SCE, KL) or -inf (reverse KL) for the masks that make the distance
+ * infinite. Needs s_max, t_max,
+ * max_gap, max_gap_lo and inv_temp of row. */
+typedef double (*kd_divloss_fn)(size_t n, const float *s, const float *t, const kd_ce_row *row,
+                                int kind, double *zs, double *zt);
+/* Reverse KL (jsd == 0) or JSD (jsd == 1), after pass 2 (see div_passes.h).
+ * Overwrites es with q_j and et with v_j, the w-form values of pass 4 (all
+ * classes w-form); sums: q = sum q, qw = sum q*v, u_size = max |v_j|.
+ * Returns sum_j es_j * A_j, -inf when a class the teacher masks is one the
+ * student does not (reverse KL), or the JSD row distance itself. */
+typedef double (*kd_divstats_fn)(size_t n, const float *s, const float *t, float *es_q,
+                                 float *et_v, const kd_ce_row *row, int jsd,
+                                 kd_ce_sums *sums);
+/* BCE with logits: sum_j softplus(s_j) - sigmoid(t_j) s_j (non-finite for an
+ * infinite input), and grad_j = scale * (sigmoid(s_j) - sigmoid(t_j)) (grad may be s). */
+typedef double (*kd_bce_fn)(size_t n, const float *s, const float *t);
+typedef double (*kd_bcegrad_fn)(size_t n, const float *s, const float *t,
+                                float scale, float *grad);
 /* MSE: sum_j (s_j - t_j)^2. */
 typedef double (*kd_mse_fn)(size_t n, const float *s, const float *t);
 /* MSE: the same sum, and grad_j = scale * (s_j - t_j) (grad may be s). */
@@ -210,8 +249,13 @@ typedef struct kd_kernels {
   kd_cestats_fn cestats;
   kd_cegrad_fn cegrad;
   kd_ceshort_fn ceshort;
+  kd_klsum_fn klsum;
+  kd_divloss_fn divloss;
+  kd_divstats_fn divstats;
   kd_mse_fn mse;
   kd_msegrad_fn msegrad;
+  kd_bce_fn bce;
+  kd_bcegrad_fn bcegrad;
 } kd_kernels;
 
 #define KD_DECLARE_KERNELS(isa)                                                      \
@@ -224,8 +268,17 @@ typedef struct kd_kernels {
   void kd_f32_cegrad_##isa(size_t, const float *, const float *, float *,           \
                            const kd_ce_row *, size_t, kd_grad_stats *);             \
   void kd_f32_ceshort_##isa(const kd_ce_short *, size_t, float *, unsigned char *); \
+  double kd_f32_klsum_##isa(size_t, const float *, const float *, const float *,    \
+                            const float *, const kd_ce_row *, int, float *,          \
+                            kd_grad_stats *);                                        \
+  double kd_f32_divloss_##isa(size_t, const float *, const float *, const kd_ce_row *, \
+                              int, double *, double *);                             \
+  double kd_f32_divstats_##isa(size_t, const float *, const float *, float *,       \
+                               float *, const kd_ce_row *, int, kd_ce_sums *);       \
   double kd_f32_mse_##isa(size_t, const float *, const float *);                    \
-  double kd_f32_msegrad_##isa(size_t, const float *, const float *, float, float *);
+  double kd_f32_msegrad_##isa(size_t, const float *, const float *, float, float *); \
+  double kd_f32_bce_##isa(size_t, const float *, const float *);                    \
+  double kd_f32_bcegrad_##isa(size_t, const float *, const float *, float, float *);
 
 KD_DECLARE_KERNELS(scalar)
 KD_DECLARE_KERNELS(avx2)

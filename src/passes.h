@@ -25,4 +25,16 @@ static inline double kd_hsum_n(const kd_vf *acc, int u) {
   return kd_hsum(v);
 }
 
+/* expm1 on |d| < KD_EXPM1_BAND only (kernels.h), given d2 = d * d: d + d^2 P(d)
+ * with P by Estrin's scheme: three dependent FMAs where Horner's takes five.
+ * Outside the band (NaN and +-inf included) the result is garbage that the
+ * caller never selects. */
+static inline kd_vf kd_expm1f_band(kd_vf d, kd_vf d2) {
+  kd_vf p01 = kd_fmadd(kd_set1(KD_EXPM1_C3), d, kd_set1(KD_EXPM1_C2));
+  kd_vf p23 = kd_fmadd(kd_set1(KD_EXPM1_C5), d, kd_set1(KD_EXPM1_C4));
+  kd_vf p45 = kd_fmadd(kd_set1(KD_EXPM1_C7), d, kd_set1(KD_EXPM1_C6));
+  kd_vf p = kd_fmadd(kd_fmadd(p45, d2, p23), d2, p01);
+  return kd_fmadd(p, d2, d);
+}
+
 #endif /* KD_PASSES_H */

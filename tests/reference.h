@@ -22,4 +22,15 @@ double kd_reference_f64(kd_distance distance, double factor, double temperature,
                         const float *teacher, size_t ld_teacher,
                         double *grad);
 
+/*
+ * Every distance, with weights, reduction and per-row losses, as
+ * kd_loss_ex_f32 documents them. row_loss (rows doubles) and grad (dense
+ * rows x cols) may be NULL. Infinite distances (kdloss.h) come back as
+ * +-inf, with the documented gradient. NaN as above.
+ */
+double kd_reference_ex_f64(const kd_params *p, size_t rows, size_t cols,
+                           const float *student, size_t ld_student,
+                           const float *teacher, size_t ld_teacher,
+                           double *row_loss, double *grad);
+
 #endif

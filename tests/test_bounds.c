@@ -81,7 +81,7 @@ static kd_status guarded_call(kd_distance d, call_kind k, size_t rows, size_t co
   if (faulted)
     fail_msg("isa=%s %s %s rows=%zu cols=%zu, rows flush against the guard page %s: "
              "touched memory outside the rows (SIGSEGV)",
-             kd_isa_name(kd_get_isa()), d == KD_MSE ? "mse" : "ce", call_names[k], rows, cols,
+             kd_isa_name(kd_get_isa()), tk_distance_name(d), call_names[k], rows, cols,
              flush_end ? "after" : "before");
   return st;
 }
@@ -114,14 +114,14 @@ static void check_case(kd_distance d, size_t rows, size_t cols, int flush_end, u
     assert_int_equal(st, KD_OK);
     if (memcmp(&want, &got, sizeof want) != 0)
       fail_msg("isa=%s %s %s rows=%zu cols=%zu: loss %.9g in guarded rows, %.9g dense",
-               kd_isa_name(kd_get_isa()), d == KD_MSE ? "mse" : "ce", call_names[k], rows, cols,
+               kd_isa_name(kd_get_isa()), tk_distance_name(d), call_names[k], rows, cols,
                got, want);
     if (k != LOSS) {
       const float *gw = k == IN_PLACE ? s_ref : g, *gm = k == IN_PLACE ? gs.m : gg.m;
       for (size_t i = 0; i < rows; i++)
         if (memcmp(gm + i * gs.ld, gw + i * cols, cols * sizeof(float)) != 0)
           fail_msg("isa=%s %s %s rows=%zu cols=%zu: gradient row %zu differs from the dense run",
-                   kd_isa_name(kd_get_isa()), d == KD_MSE ? "mse" : "ce", call_names[k], rows,
+                   kd_isa_name(kd_get_isa()), tk_distance_name(d), call_names[k], rows,
                    cols, i);
     }
     if (k == IN_PLACE) free(s_ref);
@@ -167,10 +167,19 @@ static void mse_bounds(void **state) {
   bounds(KD_MSE);
 }
 
+/* The family's distances: their own passes (divloss, klsum, divstats, BCE). */
+static void family_bounds(void **state) {
+  (void)state;
+  for (size_t k = 0; k < TK_COUNT(tk_distances); k++)
+    if (tk_distances[k] != KD_CROSS_ENTROPY && tk_distances[k] != KD_MSE)
+      bounds(tk_distances[k]);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(ce_bounds),
       cmocka_unit_test(mse_bounds),
+      cmocka_unit_test(family_bounds),
   };
   tk_isa_runs r = tk_isa_runs_start("bounds");
   while (tk_isa_next(&r))

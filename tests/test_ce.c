@@ -1,14 +1,20 @@
-/* Cross-entropy against the reference, on every ISA: shapes, tails, strides,
- * temperatures, shifts, masks, peaks, identical inputs, in place. */
+/* Every softmax distance (LwF cross-entropy, soft cross-entropy, KL, reverse
+ * KL, FACIL's cross-entropy, JSD) against the reference, on every ISA:
+ * shapes, tails, strides, temperatures, shifts, masks, peaks, identical
+ * inputs, in place, weights and reductions. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
 #include "tester.h"
+
+/* The distance the group runs (main sets it). */
+static kd_distance dist;
 
 static const float temperatures[] = {0.05f, 0.5f, 1.0f, 2.0f, 3.5f, 10.0f, 100.0f};
 #define NTEMPS TK_COUNT(temperatures)
@@ -18,7 +24,7 @@ static void ce_small_cols(void **state) {
   (void)state;
   for (size_t cols = 1; cols <= 40; cols++) {
     for (size_t rows = 1; rows <= 3; rows += 2) {
-      tk_case c = tk_default(KD_CROSS_ENTROPY, rows, cols);
+      tk_case c = tk_default(dist, rows, cols);
       c.seed = cols * 10 + rows;
       tk_run(&c);
       c.temperature = 0.5f;
@@ -35,11 +41,11 @@ static void ce_large_cols(void **state) {
   static const size_t cols[] = {63, 64, 65, 100, 127, 128, 129, 255, 256, 257, 1000, 1023,
                                 1024, 2047, 2048, 2049, 4095, 4096, 4097, 32000, 32768, 128256};
   for (size_t k = 0; k < TK_COUNT(cols); k++) {
-    tk_case c = tk_default(KD_CROSS_ENTROPY, cols[k] > 5000 ? 1 : 3, cols[k]);
+    tk_case c = tk_default(dist, cols[k] > 5000 ? 1 : 3, cols[k]);
     c.seed = 100 + k;
     tk_run(&c);
   }
-  tk_case c = tk_default(KD_CROSS_ENTROPY, 2, 128256);
+  tk_case c = tk_default(dist, 2, 128256);
   c.temperature = 1.0f;
   c.inputs = TK_NEAR;
   tk_run(&c);
@@ -49,7 +55,7 @@ static void ce_rows(void **state) {
   (void)state;
   static const size_t rows[] = {1, 2, 7, 64, 255, 512};
   for (size_t k = 0; k < TK_COUNT(rows); k++) {
-    tk_case c = tk_default(KD_CROSS_ENTROPY, rows[k], 10);
+    tk_case c = tk_default(dist, rows[k], 10);
     c.seed = 200 + k;
     tk_run(&c);
     c.cols = 33;
@@ -60,14 +66,14 @@ static void ce_rows(void **state) {
 /* ld > cols (NaN padding must not be read), pointers 1 float off alignment. */
 static void ce_strides_unaligned(void **state) {
   (void)state;
-  tk_run_strides(tk_default(KD_CROSS_ENTROPY, 4, 1), 300);
+  tk_run_strides(tk_default(dist, 4, 1), 300);
 }
 
 static void ce_temperatures(void **state) {
   (void)state;
   for (size_t k = 0; k < NTEMPS; k++) {
     for (int scale = 0; scale < 3; scale++) {
-      tk_case c = tk_default(KD_CROSS_ENTROPY, 4, 100);
+      tk_case c = tk_default(dist, 4, 100);
       c.temperature = temperatures[k];
       c.scale = scale == 0 ? 1.0f : scale == 1 ? 5.0f : 30.0f;
       c.seed = 400 + k * 10 + (uint64_t)scale;
@@ -84,7 +90,7 @@ static void ce_shifted(void **state) {
   (void)state;
   for (int sign = -1; sign <= 1; sign += 2) {
     for (size_t k = 0; k < NTEMPS; k++) {
-      tk_case c = tk_default(KD_CROSS_ENTROPY, 3, 50);
+      tk_case c = tk_default(dist, 3, 50);
       c.shift = 1000.0f * (float)sign;
       c.temperature = temperatures[k];
       c.seed = 500 + k;
@@ -102,7 +108,7 @@ static void ce_offsets(void **state) {
   for (size_t o = 0; o < TK_COUNT(offsets); o++)
     for (size_t k = 0; k < TK_COUNT(kinds); k++)
       for (size_t t = 0; t < NTEMPS; t += 3) {
-        tk_case c = tk_default(KD_CROSS_ENTROPY, 2, 37);
+        tk_case c = tk_default(dist, 2, 37);
         c.shift = -1e4f;
         c.t_offset = offsets[o];
         c.inputs = kinds[k];
@@ -117,7 +123,7 @@ static void ce_identical(void **state) {
   static const size_t cols[] = {1, 2, 3, 10, 17, 100, 1000, 32000};
   for (size_t k = 0; k < TK_COUNT(cols); k++) {
     for (size_t t = 0; t < NTEMPS; t += 2) {
-      tk_case c = tk_default(KD_CROSS_ENTROPY, 2, cols[k]);
+      tk_case c = tk_default(dist, 2, cols[k]);
       c.temperature = temperatures[t];
       c.seed = 600 + k * 10 + t;
       c.inputs = TK_IDENTICAL;
@@ -137,7 +143,7 @@ static void ce_gaps(void **state) {
   static const size_t cols[] = {2, 10, 33, 1000};
   for (size_t k = 0; k < TK_COUNT(cols); k++) {
     for (size_t t = 0; t < NTEMPS; t++) {
-      tk_case c = tk_default(KD_CROSS_ENTROPY, 3, cols[k]);
+      tk_case c = tk_default(dist, 3, cols[k]);
       c.inputs = TK_GAPS;
       c.scale = 400.0f;
       c.temperature = temperatures[t];
@@ -151,7 +157,7 @@ static void ce_masked(void **state) {
   (void)state;
   static const size_t cols[] = {1, 2, 3, 8, 15, 16, 17, 33, 100, 4097};
   for (size_t k = 0; k < TK_COUNT(cols); k++) {
-    tk_case c = tk_default(KD_CROSS_ENTROPY, 5, cols[k]);
+    tk_case c = tk_default(dist, 5, cols[k]);
     c.seed = 800 + k;
     c.inputs = TK_MASKED;
     tk_run(&c);
@@ -168,7 +174,7 @@ static void ce_peaked(void **state) {
   static const size_t cols[] = {2, 3, 10, 33, 1000};
   for (size_t k = 0; k < TK_COUNT(cols); k++) {
     for (size_t t = 0; t < NTEMPS; t++) {
-      tk_case c = tk_default(KD_CROSS_ENTROPY, 3, cols[k]);
+      tk_case c = tk_default(dist, 3, cols[k]);
       c.inputs = TK_PEAKED;
       c.scale = 1.0f;
       c.temperature = temperatures[t];
@@ -186,7 +192,7 @@ static void ce_ill_conditioned(void **state) {
   static const size_t cols[] = {2, 3, 17, 1000};
   for (size_t k = 0; k < TK_COUNT(cols); k++) {
     for (int flat = 0; flat < 3; flat++) {
-      tk_case c = tk_default(KD_CROSS_ENTROPY, 2, cols[k]);
+      tk_case c = tk_default(dist, 2, cols[k]);
       c.inputs = flat == 2 ? TK_NEAR : TK_IDENTICAL;
       c.scale = flat == 0 ? 0.1f : 0.01f;
       c.temperature = 100.0f;
@@ -198,7 +204,7 @@ static void ce_ill_conditioned(void **state) {
   }
   /* Two top classes 1e-3 apart, the rest far below, identical inputs. */
   for (size_t k = 1; k < TK_COUNT(cols); k++) {
-    tk_case c = tk_default(KD_CROSS_ENTROPY, 3, cols[k]);
+    tk_case c = tk_default(dist, 3, cols[k]);
     c.inputs = TK_TIED;
     c.temperature = 1.0f;
     c.seed = 1300 + k;
@@ -270,11 +276,52 @@ static void ce_factors(void **state) {
   (void)state;
   static const float factors[] = {0.0f, 1.0f, -1.0f, 2.5f, 1e-3f, 1e4f};
   for (size_t k = 0; k < TK_COUNT(factors); k++) {
-    tk_case c = tk_default(KD_CROSS_ENTROPY, 3, 37);
+    tk_case c = tk_default(dist, 3, 37);
     c.factor = factors[k];
     c.seed = 1000 + k;
     tk_run(&c);
+    /* Masks: infinite distances (SCE, KL, reverse KL) times each factor,
+     * 0 included (a row of factor 0 contributes 0, kdloss.h). */
+    c.inputs = TK_MASKED;
+    tk_run(&c);
+    c.weights = TK_W_MIXED;
+    c.reduction = KD_REDUCE_SUM;
+    tk_run(&c);
   }
+}
+
+/* Row weights (mixed, all zero: NaN rows never read) and both reductions. */
+static void ce_weights(void **state) {
+  (void)state;
+  tk_run_weights(tk_default(dist, 1, 33), 1400);
+}
+
+/* Masks on both sides at once: every distance finite. */
+static void ce_masked_both(void **state) {
+  (void)state;
+  static const size_t cols[] = {1, 2, 17, 100, 4097};
+  for (size_t k = 0; k < TK_COUNT(cols); k++)
+    for (size_t t = 0; t < NTEMPS; t += 2) {
+      tk_case c = tk_default(dist, 3, cols[k]);
+      c.inputs = TK_MASKED_BOTH;
+      c.temperature = temperatures[t];
+      c.seed = 1500 + k * 10 + t;
+      tk_run(&c);
+    }
+}
+
+/* JSD's beta across (0, 1), a subnormal one included (the double path). */
+static void ce_betas(void **state) {
+  (void)state;
+  static const float betas[] = {1e-40f, 1e-7f, 0.01f, 0.1f, 0.5f, 0.9f, 0.99999f, 0.99999994f};
+  for (size_t k = 0; k < TK_COUNT(betas); k++)
+    for (int kind = 0; kind < 3; kind++) {
+      tk_case c = tk_default(dist, 3, 40);
+      c.beta = betas[k];
+      c.inputs = kind == 0 ? TK_RANDOM : kind == 1 ? TK_NEAR : TK_MASKED;
+      c.seed = 1600 + k * 10 + (uint64_t)kind;
+      tk_run(&c);
+    }
 }
 
 /* Many random cases mixing every kind of input, shape and temperature; the
@@ -286,7 +333,7 @@ static void ce_random_sweep(void **state) {
   static const float scales[] = {0.1f, 1.0f, 3.0f, 10.0f, 50.0f, 400.0f};
   for (int k = 0; k < 300; k++) {
     size_t cols = (size_t)exp(tk_uniform(&rng) * log(5000.0)) ;
-    tk_case c = tk_default(KD_CROSS_ENTROPY, 1 + tk_next(&rng) % 3, cols < 1 ? 1 : cols);
+    tk_case c = tk_default(dist, 1 + tk_next(&rng) % 3, cols < 1 ? 1 : cols);
     c.inputs = (tk_inputs)(tk_next(&rng) % TK_INPUTS_COUNT);
     c.temperature = temperatures[tk_next(&rng) % NTEMPS];
     c.scale = scales[tk_next(&rng) % TK_COUNT(scales)];
@@ -294,6 +341,8 @@ static void ce_random_sweep(void **state) {
     c.t_offset = tk_next(&rng) % 4 == 0 ? -2e4f : 0.0f;
     c.factor = tk_next(&rng) % 4 == 0 ? -0.5f : 1.0f;
     c.in_place = (int)(tk_next(&rng) % 2);
+    c.weights = (tk_weights)(tk_next(&rng) % 2);
+    c.reduction = (kd_reduction)(tk_next(&rng) % 2);
     c.seed = tk_next(&rng);
     tk_run(&c);
   }
@@ -308,10 +357,24 @@ int main(void) {
       cmocka_unit_test(ce_masked),      cmocka_unit_test(ce_peaked),
       cmocka_unit_test(ce_ill_conditioned), cmocka_unit_test(ce_factors),
       cmocka_unit_test(ce_short_rows),  cmocka_unit_test(ce_short_rows_independent),
+      cmocka_unit_test(ce_weights),     cmocka_unit_test(ce_masked_both),
       cmocka_unit_test(ce_random_sweep),
   };
-  tk_isa_runs r = tk_isa_runs_start("ce");
-  while (tk_isa_next(&r))
-    r.failures += cmocka_run_group_tests_name(r.name, tests, NULL, NULL);
+  const struct CMUnitTest jsd_tests[] = {cmocka_unit_test(ce_betas)};
+  /* KDLOSS_TEST_DISTANCE=name narrows the run to one distance. */
+  const char *only = getenv("KDLOSS_TEST_DISTANCE");
+  tk_isa_runs r = tk_isa_runs_start("softmax");
+  while (tk_isa_next(&r)) {
+    for (size_t k = 0; k < TK_COUNT(tk_distances); k++) {
+      dist = tk_distances[k];
+      if (dist == KD_MSE || dist == KD_BCE_SIGMOID) continue;
+      if (only && strcmp(only, tk_distance_name(dist)) != 0) continue;
+      char name[80];
+      snprintf(name, sizeof name, "%s/%s", tk_distance_name(dist), kd_isa_name(r.isa));
+      r.failures += cmocka_run_group_tests_name(name, tests, NULL, NULL);
+      if (dist == KD_JSD) r.failures += cmocka_run_group_tests_name(name, jsd_tests, NULL, NULL);
+      tk_print_worst(name);
+    }
+  }
   return r.failures;
 }

@@ -1,5 +1,6 @@
 /*
- * Every pass of every SIMD ISA this CPU and build support, called directly and
+ * Every pass of every SIMD ISA this CPU and build support (the cross-entropy's,
+ * MSE's and the family's: divloss, klsum, divstats, BCE), called directly and
  * compared with the same pass of the scalar table on the same inputs, in the
  * manner of XNNPACK's microkernel testers: lengths n = 1 .. 3W + 1 around the
  * vector width W, then a few long rows that cross KD_BLOCK; random, near
@@ -161,9 +162,10 @@ static row_case case_new(const kd_kernels *scalar, const char *pass, const char 
   c.temperature = seed % 2 ? 2.0f : 0.7f;
   if (inputs == NONFINITE) return c;
 
-  /* As ce_rows in src/kdloss.c: factor 1, three rows, this one the last. */
+  /* As softmax_rows in src/kdloss.c: factor 1, three rows, this one the last. */
   kd_ce_row *row = &c.row;
   row->inv_temp = 1.0f / c.temperature;
+  row->eps = KD_EPS;
   row->grad_scale = (float)(1.0 / (3.0 * c.temperature));
   row->next_s = c.s;
   row->next_t = c.t;
@@ -377,8 +379,11 @@ static void mse_body(const kd_kernels *simd, const kd_kernels *scalar, row_case 
   free(t.base);
 }
 
-/* Out of place, and in place over the student (grad == s). */
-static void msegrad_body(const kd_kernels *simd, const kd_kernels *scalar, row_case *c) {
+/* An element-wise gradient pass (msegrad or bcegrad, by name), out of place
+ * and in place over the student (grad == s): the sums within sum_tol, each
+ * element within elem_rel of itself. */
+static void elemgrad_check(const kd_kernels *simd, const kd_kernels *scalar, row_case *c,
+                           int bce, double sum_tol, double elem_rel) {
   size_t n = c->at.n;
   const float scale = -0.37f;
   for (int in_place = 0; in_place <= 1; in_place++) {
@@ -389,14 +394,16 @@ static void msegrad_body(const kd_kernels *simd, const kd_kernels *scalar, row_c
     for (int i = 0; i < 2; i++) {
       s[i] = guarded_copy(c->s, n, c->at.misalign);
       g[i] = in_place ? s[i] : guarded_new(n, c->at.misalign);
-      sum[i] = k[i]->msegrad(n, s[i].p, t.p, scale, g[i].p);
+      sum[i] = (bce ? k[i]->bcegrad : k[i]->msegrad)(n, s[i].p, t.p, scale, g[i].p);
     }
     where at = c->at;
-    at.pass = in_place ? "msegrad (in place)" : "msegrad";
+    at.pass = bce ? (in_place ? "bcegrad (in place)" : "bcegrad")
+                  : (in_place ? "msegrad (in place)" : "msegrad");
     guards_intact(&at, "grad", &g[1]);
-    near_enough(&at, "sum", 0, sum[1], sum[0], TK_K_SUM_REL * squares(c));
+    near_enough(&at, "sum", 0, sum[1], sum[0], sum_tol);
     for (size_t j = 0; j < n; j++)
-      near_enough(&at, "grad", j, g[1].p[j], g[0].p[j], TK_K_ELEM_REL * fabsf(g[0].p[j]));
+      near_enough(&at, "grad", j, g[1].p[j], g[0].p[j],
+                  elem_rel * fabsf(g[0].p[j]) + (bce ? TK_K_ELEM_ABS : 0.0));
     free(t.base);
     for (int i = 0; i < 2; i++) {
       free(s[i].base);
@@ -513,6 +520,143 @@ static void test_ceshort(void **state) {
   }
 }
 
+static void msegrad_body(const kd_kernels *simd, const kd_kernels *scalar, row_case *c) {
+  elemgrad_check(simd, scalar, c, 0, TK_K_SUM_REL * squares(c), TK_K_ELEM_REL);
+}
+
+/* |A_j| + |log(zs/zt)| + 1, A_j = ((t_j - t_max) - (s_j - s_max))/T: the scale
+ * of d_j's rounding (div_passes.h); 0 where a logit is masked. */
+static double d_scale(const row_case *c, size_t j) {
+  double gap = ((double)c->t[j] - c->s[j]) - ((double)c->row.t_max - c->row.s_max);
+  double terms = fabs(gap) * c->row.inv_temp + fabs(c->row.log_zs_zt) + 1.0;
+  return isfinite(terms) ? terms : 0.0;
+}
+
+/* The size of divloss's and klsum's sums: sum_j e_j |val_j| (T times, for divloss). */
+static double div_terms(const row_case *c, int kind, int times_t) {
+  double sum = 0.0;
+  for (size_t j = 0; j < c->at.n; j++) {
+    if (c->s[j] == -INFINITY || c->t[j] == -INFINITY) continue;
+    double e = kind == 2 ? c->es[j] : c->et[j];
+    double val = kind == 0 ? ((double)c->row.s_max - c->s[j]) * c->row.inv_temp : d_scale(c, j);
+    sum += e * fabs(val) * (times_t ? c->temperature : 1.0);
+  }
+  return sum;
+}
+
+static void divloss_body(const kd_kernels *simd, const kd_kernels *scalar, row_case *c) {
+  size_t n = c->at.n;
+  for (int kind = 0; kind <= 2; kind++) {
+    double zs[2], zt[2], sum[2];
+    sum[0] = scalar->divloss(n, c->s, c->t, &c->row, kind, &zs[0], &zt[0]);
+    sum[1] = simd->divloss(n, c->s, c->t, &c->row, kind, &zs[1], &zt[1]);
+    near_enough(&c->at, "zs", 0, zs[1], zs[0], TK_K_SUM_REL * zs[0]);
+    near_enough(&c->at, "zt", 0, zt[1], zt[0], TK_K_SUM_REL * zt[0]);
+    near_enough(&c->at, kind == 0 ? "sce sum" : kind == 1 ? "kl sum" : "rkl sum", 0, sum[1],
+                sum[0], TK_K_SUM_REL * div_terms(c, kind, 1));
+  }
+}
+
+/* Out of place and into et (the row loop's scratch when grad is the student). */
+static void klsum_body(const kd_kernels *simd, const kd_kernels *scalar, row_case *c) {
+  size_t n = c->at.n;
+  for (int kl = 0; kl <= 1; kl++) {
+    guarded g[2];
+    kd_grad_stats st[2];
+    double sum[2];
+    const kd_kernels *k[2] = {scalar, simd};
+    for (int i = 0; i < 2; i++) {
+      g[i] = guarded_new(n, c->at.misalign);
+      sum[i] = k[i]->klsum(n, c->s, c->t, c->es, c->et, &c->row, kl, g[i].p, &st[i]);
+    }
+    guards_intact(&c->at, "grad", &g[1]);
+    near_enough(&c->at, kl ? "kl sum" : "sce sum", 0, sum[1], sum[0],
+                TK_K_SUM_REL * div_terms(c, kl, 0));
+    for (size_t j = 0; j < n; j++) {
+      double size = fabs(c->row.grad_scale) * (q_of(c, j) + r_of(c, j)) * d_scale(c, j);
+      near_enough(&c->at, "grad", j, g[1].p[j], g[0].p[j],
+                  TK_K_ELEM_REL * (fabsf(g[0].p[j]) + size) + TK_K_ELEM_ABS);
+    }
+    near_enough(&c->at, "max_abs", 0, st[1].max_abs, st[0].max_abs,
+                TK_K_ELEM_REL * st[0].max_abs + TK_K_ELEM_ABS);
+    near_enough(&c->at, "max_err", 0, st[1].max_err, st[0].max_err,
+                TK_K_ELEM_REL * st[0].max_err + TK_K_ELEM_ABS);
+    /* grad == et, as the row loop passes it in place. */
+    guarded et = guarded_copy(c->et, n, c->at.misalign);
+    kd_grad_stats st2;
+    double sum2 = simd->klsum(n, c->s, c->t, c->es, et.p, &c->row, kl, et.p, &st2);
+    near_enough(&c->at, "sum (grad over et)", 0, sum2, sum[1], 0.0);
+    for (size_t j = 0; j < n; j++)
+      near_enough(&c->at, "grad over et", j, et.p[j], g[1].p[j], 0.0);
+    free(et.base);
+    for (int i = 0; i < 2; i++) free(g[i].base);
+  }
+}
+
+/* Reverse KL, JSD with beta 0.05 and 0.3 (either side of div_passes.h's
+ * 1/8): q and v, their sums, the returned sum. */
+static void divstats_body(const kd_kernels *simd, const kd_kernels *scalar, row_case *c) {
+  size_t n = c->at.n;
+  for (int jsd = 0; jsd <= 2; jsd++) {
+    c->row.beta = jsd == 1 ? 0.05f : 0.3f;
+    guarded q[2], v[2];
+    kd_ce_sums sums[2];
+    double sum[2];
+    const kd_kernels *k[2] = {scalar, simd};
+    for (int i = 0; i < 2; i++) {
+      q[i] = guarded_copy(c->es, n, c->at.misalign);
+      v[i] = guarded_copy(c->et, n, c->at.misalign);
+      sum[i] = k[i]->divstats(n, c->s, c->t, q[i].p, v[i].p, &c->row, jsd > 0, &sums[i]);
+    }
+    where at = c->at;
+    at.pass = jsd == 2 ? "divstats (jsd, beta 0.3)" : jsd ? "divstats (jsd, beta 0.05)"
+                                                          : "divstats (rkl)";
+    guards_intact(&at, "es_q", &q[1]);
+    guards_intact(&at, "et_v", &v[1]);
+    double q_terms = 0.0, v_terms = 0.0;
+    for (size_t j = 0; j < n; j++) {
+      double scale = fabs(v[0].p[j]) + d_scale(c, j);
+      near_enough(&at, "q", j, q[1].p[j], q[0].p[j], TK_K_ELEM_REL * q[0].p[j] + TK_K_ELEM_ABS);
+      near_enough(&at, "v", j, v[1].p[j], v[0].p[j], TK_K_ELEM_REL * scale);
+      q_terms += q[0].p[j];
+      v_terms += (q[0].p[j] + r_of(c, j)) * scale;
+    }
+    near_enough(&at, "sum q", 0, sums[1].q, sums[0].q, TK_K_SUM_REL * q_terms);
+    near_enough(&at, "sum q v", 0, sums[1].qw, sums[0].qw, TK_K_SUM_REL * v_terms);
+    near_enough(&at, "max |v|", 0, sums[1].u_size, sums[0].u_size,
+                TK_K_ELEM_REL * sums[0].u_size + TK_K_ELEM_ABS);
+    near_enough(&at, "sum", 0, sum[1], sum[0],
+                TK_K_SUM_REL * (jsd ? v_terms : div_terms(c, 2, 0)));
+    for (int i = 0; i < 2; i++) {
+      free(q[i].base);
+      free(v[i].base);
+    }
+  }
+}
+
+/* BCE: sums of terms >= 0; the SIMD loss rounds log1p(e) as log(1 + e)
+ * (bce_passes.h), up to 2^-24 absolute per element. */
+static double bce_sum_tol(const row_case *c, double sum) {
+  return TK_K_SUM_REL * sum + (double)c->at.n * 0x1p-24;
+}
+
+static void bce_body(const kd_kernels *simd, const kd_kernels *scalar, row_case *c) {
+  size_t n = c->at.n;
+  guarded s = guarded_copy(c->s, n, c->at.misalign), t = guarded_copy(c->t, n, c->at.misalign);
+  double want = scalar->bce(n, s.p, t.p), got = simd->bce(n, s.p, t.p);
+  near_enough(&c->at, "sum", 0, got, want, bce_sum_tol(c, want));
+  free(s.base);
+  free(t.base);
+}
+
+/* Each gradient element is within a few ulp of itself on both sides, times
+ * the up-to-8x cancellation of the sigmoids' difference outside the expm1
+ * band (bce_passes.h): 8 TK_K_ELEM_REL of itself. */
+static void bcegrad_body(const kd_kernels *simd, const kd_kernels *scalar, row_case *c) {
+  double want = scalar->bce(c->at.n, c->s, c->t);
+  elemgrad_check(simd, scalar, c, 1, bce_sum_tol(c, want), 8 * TK_K_ELEM_REL);
+}
+
 static void test_rmax2(void **state) { (void)state; for_each_case("rmax2", NONFINITE, rmax2_body); }
 static void test_expsum2(void **state) { (void)state; for_each_case("expsum2", TIED, expsum2_body); }
 static void test_celoss(void **state) { (void)state; for_each_case("celoss", TIED, celoss_body); }
@@ -521,6 +665,12 @@ static void test_cegrad(void **state) { (void)state; for_each_case("cegrad", TIE
 /* MSE takes no infinities: random and near rows. */
 static void test_mse(void **state) { (void)state; for_each_case("mse", NEAR, mse_body); }
 static void test_msegrad(void **state) { (void)state; for_each_case("msegrad", NEAR, msegrad_body); }
+static void test_divloss(void **state) { (void)state; for_each_case("divloss", TIED, divloss_body); }
+static void test_klsum(void **state) { (void)state; for_each_case("klsum", TIED, klsum_body); }
+static void test_divstats(void **state) { (void)state; for_each_case("divstats", TIED, divstats_body); }
+/* BCE takes no infinities either. */
+static void test_bce(void **state) { (void)state; for_each_case("bce", NEAR, bce_body); }
+static void test_bcegrad(void **state) { (void)state; for_each_case("bcegrad", NEAR, bcegrad_body); }
 
 int main(void) {
   for (size_t i = 0; i < COUNT(simd_isas); i++)
@@ -531,6 +681,8 @@ int main(void) {
       cmocka_unit_test(test_rmax2),   cmocka_unit_test(test_expsum2), cmocka_unit_test(test_celoss),
       cmocka_unit_test(test_cestats), cmocka_unit_test(test_cegrad),  cmocka_unit_test(test_mse),
       cmocka_unit_test(test_msegrad), cmocka_unit_test(test_ceshort),
+      cmocka_unit_test(test_divloss), cmocka_unit_test(test_klsum),
+      cmocka_unit_test(test_divstats), cmocka_unit_test(test_bce), cmocka_unit_test(test_bcegrad),
   };
   return cmocka_run_group_tests_name("kernels", tests, NULL, NULL);
 }

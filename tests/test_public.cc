@@ -53,7 +53,7 @@ int main() {
     }
     std::printf("public API on %s: ok\n", kd_isa_name(kd_get_isa()));
   }
-  CHECK(kd_loss_f32((kd_distance)5, 1, 1, 1, 1, s.data(), 1, t.data(), 1, nullptr) ==
+  CHECK(kd_loss_f32((kd_distance)8, 1, 1, 1, 1, s.data(), 1, t.data(), 1, nullptr) ==
         KD_ERR_DISTANCE);
   std::printf("%d failed\n", failures);
   return failures != 0;

@@ -25,6 +25,7 @@
                      * MSE are enough work for the pool */
 
 static float S[ROWS * COLS], T[ROWS * COLS];
+static float W[ROWS]; /* row weights, some 0 */
 static float G[THREADS][ROWS * COLS];
 
 typedef struct result { kd_isa isa; float loss; kd_status st; } result;
@@ -36,6 +37,7 @@ static void fill(void) {
     S[i] = (float)(3 * tk_normal(&rng));
     T[i] = (float)(3 * tk_normal(&rng));
   }
+  for (size_t i = 0; i < ROWS; i++) W[i] = (float)(i % 5) * 0.75f;
 }
 
 static int online(void) {
@@ -51,9 +53,16 @@ static int online(void) {
 static size_t rows_of(size_t k) { return k % 4 < 2 ? 16 : ROWS; }
 static size_t cols_of(size_t k) { return k % 8 < 4 ? COLS : 1000; }
 
+/* Threads 3 and 7 call the family's entry point: JSD with weights (some 0)
+ * and SUM, BCE with weights and MEAN; the others cross-entropy and MSE. */
 static kd_status call(size_t k, float *loss, float *grad) {
   kd_distance d = k % 2 ? KD_MSE : KD_CROSS_ENTROPY;
   size_t rows = rows_of(k), cols = cols_of(k);
+  if (k % 4 == 3) {
+    kd_params p = {k == 3 ? KD_JSD : KD_BCE_SIGMOID, 1, 2, 0.25f,
+                   k == 3 ? KD_REDUCE_SUM : KD_REDUCE_MEAN, W};
+    return kd_loss_ex_f32(&p, rows, cols, S, cols, T, cols, loss, NULL, grad, cols);
+  }
   return kd_loss_grad_f32(d, 1, 2, rows, cols, S, cols, T, cols, loss, grad, cols);
 }
 

@@ -106,11 +106,11 @@ static void sweep(const vm_fn *fns, int nfns, double (*ref)(double), uint32_t lo
 }
 
 /* The domains swept: exp on [KD_EXP_MIN_ARG, -0] (bit patterns of negative
- * floats grow with magnitude); log on [1e-5, 2], the kernels' arguments, and
+ * floats grow with magnitude); log on [FLT_MIN, 2], the kernels' arguments, and
  * more thinly on every positive normal float, its whole domain (a stride of
  * LOG_ALL_STRIDE times K_LOG, made odd so that every mantissa bit varies). */
 static const float exp_lo = -0.0f, exp_hi = KD_EXP_MIN_ARG;
-static const float log_lo = 1e-5f, log_hi = 2.0f;
+static const float log_lo = FLT_MIN, log_hi = 2.0f;
 #define LOG_ALL_STRIDE 31
 
 static void report(const char *isa, const char *fn, vm_worst w, uint32_t k) {

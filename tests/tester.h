@@ -23,12 +23,22 @@ typedef enum tk_inputs {
   TK_PEAKED,    /* random, one class per row raised by 25: q_max near 1 */
   TK_ONE_LEFT,  /* every class -inf but one per row */
   TK_TIED,      /* identical; two top classes 1e-3 apart, the rest 30 or more below */
+  TK_MASKED_BOTH, /* random, about a third of each row's classes -inf in both (at least one left) */
   TK_INPUTS_COUNT
 } tk_inputs;
+
+typedef enum tk_weights {
+  TK_W_NONE,  /* row_weight NULL */
+  TK_W_MIXED, /* random in [0, 3], about a quarter exactly 0 (those rows hold NaN) */
+  TK_W_ZERO   /* every weight 0, every row NaN */
+} tk_weights;
 
 typedef struct tk_case {
   kd_distance distance;
   float factor, temperature;
+  float beta;              /* KD_JSD */
+  kd_reduction reduction;
+  tk_weights weights;
   size_t rows, cols;
   size_t ld_pad;   /* every leading dimension is cols + ld_pad */
   size_t offset;   /* every matrix starts this many floats into its allocation */
@@ -39,17 +49,25 @@ typedef struct tk_case {
   uint64_t seed;
 } tk_case;
 
-/* A case with the usual defaults: factor 1, T 2, random N(0, 3^2) logits. */
+/* A case with the usual defaults: factor 1, T 2, beta 1/2, MEAN, no weights,
+ * random N(0, 3^2) logits. */
 tk_case tk_default(kd_distance distance, size_t rows, size_t cols);
 
-/* Runs the case (loss, loss+grad, each twice) and fails the cmocka test on
- * any violation of the contract. */
+/* Runs the case through kd_loss_ex_f32 (loss and row_loss, then with the
+ * gradient, each twice) and, when it has no weights, MEAN and (KD_JSD) beta
+ * 1/2, through kd_loss_f32 and kd_loss_grad_f32 too, which must give the
+ * same bits; fails the cmocka test on any violation of the contract. */
 void tk_run(const tk_case *c);
 
 /* The case at every leading-dimension padding {0, 1, 7, 16}, widths {1, 5,
  * 16, 17, 31, 100}, pointers aligned and 1 float off, out of place and in
  * place; seeds from seed0. */
 void tk_run_strides(tk_case c, uint64_t seed0);
+
+/* The case at rows {1, 3, 17, 64} with every tk_weights and both
+ * reductions, then again in place with factor -2 (and, for the softmax
+ * distances, masks on both sides); seeds from seed0. */
+void tk_run_weights(tk_case c, uint64_t seed0);
 
 /* Worst error seen by tk_run since the last reset, as a fraction of the
  * tolerance (<= 1 passes) and as a relative error. */
@@ -82,6 +100,12 @@ typedef struct tk_isa_runs {
 } tk_isa_runs;
 tk_isa_runs tk_isa_runs_start(const char *suite);
 int tk_isa_next(tk_isa_runs *r);
+
+/* "ce", "mse", "sce", "kl", "rkl", "facil", "jsd", "bce". */
+const char *tk_distance_name(kd_distance d);
+
+/* Every distance, in kd_distance order. */
+extern const kd_distance tk_distances[8];
 
 /* Elements of an array. */
 #define TK_COUNT(a) (sizeof(a) / sizeof((a)[0]))

@@ -11,7 +11,9 @@
 #include "kdloss.h"
 
 /* |loss - ref| <= max(TK_LOSS_REL * |ref| + TK_LOSS_ABS_PER_FACTOR * |factor|,
- *                     one float ulp at |ref|) */
+ *                     one float ulp at |ref|), with sum_i |c_i| for |factor| when
+ * rows are weighted (|factor| for MEAN, |factor| sum w for SUM), and
+ * |factor| w_i for row_loss[i]. */
 #define TK_LOSS_REL 1e-5
 #define TK_LOSS_ABS_PER_FACTOR 1e-6
 
@@ -34,10 +36,21 @@ static inline double tk_loss_tol(double ref, double factor) {
   return fmax(TK_LOSS_REL * fabs(ref) + TK_LOSS_ABS_PER_FACTOR * fabs(factor), tk_float_ulp(ref));
 }
 
-/* The gradient's scale: factor/(rows*T) or factor/(rows*cols), unsigned. */
+/* The gradient's scale, unsigned: max_i |c_i| / T for the softmax distances,
+ * max_i |c_i| / cols for KD_MSE and KD_BCE_SIGMOID, with c_i the row's share
+ * of factor (kdloss.h): |factor| w_max / sum w (MEAN) or |factor| w_max (SUM). */
+static inline double tk_grad_scale_ex(const kd_params *p, size_t cols, double w_max,
+                                      double w_sum) {
+  double c = fabs(p->factor) * w_max / (p->reduction == KD_REDUCE_MEAN ? w_sum : 1.0);
+  int elem = p->distance == KD_MSE || p->distance == KD_BCE_SIGMOID;
+  return w_sum > 0 ? c / (elem ? (double)cols : (double)p->temperature) : 0.0;
+}
+
+/* The same with every weight 1 and MEAN: factor/(rows*T) or factor/(rows*cols). */
 static inline double tk_grad_scale(kd_distance d, double factor, double temperature, size_t rows,
                                    size_t cols) {
-  return fabs(factor) / ((double)rows * (d == KD_MSE ? (double)cols : temperature));
+  int elem = d == KD_MSE || d == KD_BCE_SIGMOID;
+  return fabs(factor) / ((double)rows * (elem ? (double)cols : temperature));
 }
 
 static inline double tk_grad_tol(double max_ref, double grad_scale) {

@@ -17,6 +17,12 @@ are those of accuracy_report: |loss - ref| / |ref| and
 max|grad - ref| / max|ref|, the gradient ranked only where 1e-5 max|ref| >=
 1e-30. A NaN or infinite result is counted (and ranks as the largest error),
 then a per-temperature table of the literal pipeline shows where it fails.
+
+Then the other distances, one row each: PyTorch float32 running the
+framework's formula (tools/gen_golden.py's FRAMEWORKS: PyCIL, Avalanche,
+Megatron, FACIL, Liger with beta 0.5, iCaRL) against the same formula in
+float64, on the same sweep (BCE, which takes no temperature: shapes x
+{independent, near} x scales, as MSE).
 """
 import math
 import statistics
@@ -27,6 +33,7 @@ import torch
 import gen_golden as gg
 
 GRAD_REL, GRAD_ABS = 1e-5, 1e-30
+LOSS_REL, LOSS_ABS = 1e-5, 1e-6
 
 
 def rel(x, ref):
@@ -106,5 +113,47 @@ def main():
         print(f"| {T:g} | {mx} | {md} | {p['nan_loss']}/{p['n']} | {p['nan_grad']}/{p['n']} |")
 
 
+FAMILY = [("soft_ce", gg.KD_SOFT_CROSS_ENTROPY), ("kl", gg.KD_KL_DIV),
+          ("kl_reverse", gg.KD_KL_DIV_REVERSE), ("ce_uniform_eps", gg.KD_CROSS_ENTROPY_UNIFORM_EPS),
+          ("jsd", gg.KD_JSD), ("bce_sigmoid", gg.KD_BCE_SIGMOID)]
+JSD_BETA = 0.5
+
+
+def family_inputs(code, i, j, k, r, c, scale):
+    """The sweep's inputs of accuracy_report.c for the other distances."""
+    if code != gg.KD_BCE_SIGMOID:
+        return gg.sweep_inputs(gg.sweep_seed(code, i, j, k), r, c, scale)
+    a, b = gg.normal_pairs(gg.sweep_seed(code, i, j, k), r * c)
+    s = (scale * a).astype(np.float32).reshape(r, c)
+    t = (scale * (a + 1e-3 * b) if j else scale * b).astype(np.float32).reshape(r, c)
+    return s, t
+
+
+def family():
+    print("\nThe other distances: PyTorch float32 running the framework's formula against "
+          "the same formula in float64 (the sweep of accuracy_report)\n")
+    print("| distance | implementation | cases | loss max | loss median | grad max | grad median |")
+    print("|---|---|---|---|---|---|---|")
+    red = gg.Reduce(beta=JSD_BETA)
+    for name, code in FAMILY:
+        temps = range(2) if code == gg.KD_BCE_SIGMOID else range(len(gg.SWEEP_TEMPS))
+        loss, grad, n = [], [], 0
+        for i, (r, c) in enumerate(gg.SWEEP_SHAPES):
+            for k, scale in enumerate(gg.SWEEP_SCALES):
+                for j in temps:
+                    T = 1.0 if code == gg.KD_BCE_SIGMOID else float(np.float32(gg.SWEEP_TEMPS[j]))
+                    s, t = family_inputs(code, i, j, k, r, c, scale)
+                    ref, ref_g, _ = gg.golden(code, s, t, T, 1.0, red)
+                    l32, g32 = gg.torch32(code, s, t, T, 1.0, red)
+                    n += 1
+                    # relative errors where the bound's relative term binds (|ref| >= 0.1)
+                    if LOSS_REL * abs(ref) >= LOSS_ABS:
+                        loss.append(rel(l32, ref))
+                    if GRAD_REL * np.max(np.abs(ref_g)) >= GRAD_ABS:
+                        grad.append(grad_rel(g32, ref_g))
+        print(f"| {name} | PyTorch float32 | {n} |" + cell(loss) + cell(grad), flush=True)
+
+
 if __name__ == "__main__":
     main()
+    family()

@@ -1,4 +1,4 @@
-"""kdloss: fused knowledge-distillation losses (LwF cross-entropy, DER MSE) on CPUs.
+"""kdloss: fused knowledge-distillation losses (LwF, DER and the frameworks' terms) on CPUs.
 
     import kdloss
     kdloss.isa()                 # the implementation in use: "avx512", "avx2", "neon", "scalar"

@@ -55,6 +55,17 @@ loss_f32.restype = _i
 loss_grad_f32 = lib.kd_loss_grad_f32
 loss_grad_f32.argtypes = [_i, _f, _f, _sz, _sz, _p, _sz, _p, _sz, _p, _p, _sz]
 loss_grad_f32.restype = _i
+
+
+class Params(ctypes.Structure):
+    """struct kd_params (include/kdloss.h)."""
+    _fields_ = [("distance", _i), ("factor", _f), ("temperature", _f), ("beta", _f),
+                ("reduction", _i), ("row_weight", _p)]
+
+
+loss_ex_f32 = lib.kd_loss_ex_f32
+loss_ex_f32.argtypes = [ctypes.POINTER(Params), _sz, _sz, _p, _sz, _p, _sz, _p, _p, _p, _sz]
+loss_ex_f32.restype = _i
 lib.kd_set_isa.argtypes = [_i]
 lib.kd_set_isa.restype = _i
 lib.kd_get_isa.argtypes = []
@@ -72,8 +83,10 @@ lib.kd_get_num_threads.restype = _i
 lib.kd_version_string.argtypes = []
 lib.kd_version_string.restype = ctypes.c_char_p
 
-# enum kd_distance, enum kd_status (include/kdloss.h)
-KD_CROSS_ENTROPY, KD_MSE = 0, 1
+# enum kd_distance, enum kd_reduction, enum kd_status (include/kdloss.h)
+(KD_CROSS_ENTROPY, KD_MSE, KD_SOFT_CROSS_ENTROPY, KD_KL_DIV, KD_KL_DIV_REVERSE,
+ KD_CROSS_ENTROPY_UNIFORM_EPS, KD_JSD, KD_BCE_SIGMOID) = range(8)
+KD_REDUCE_MEAN, KD_REDUCE_SUM = 0, 1
 KD_OK, KD_ERR_NONFINITE, KD_ERR_NOMEM = 0, 7, 9
 
 

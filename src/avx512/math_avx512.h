@@ -54,12 +54,13 @@ static inline __m512 kd_exp_avx512(__m512 x) {
 
 /*
  * log, 16 x f32. Domain: every positive normal float. Max error 1.01 ulp over
- * every float of [1e-5, 2], 0.95 over every 31st of [FLT_MIN, FLT_MAX],
+ * every float of [FLT_MIN, 2], 0.95 over every 31st of [FLT_MIN, FLT_MAX],
  * against libm in double; log(1) = 0 exactly; tests/test_vecmath.c asserts
  * TK_LOG_ULP. Zero, negatives, inf and NaN give garbage (no fault). The
- * kernels pass q + 1e-5 with q a probability in [0, 1] (up to rounding), and
- * ratios of sums in [1/n, 1]; lanes past n are kept out of every sum after
- * the call.
+ * kernels pass q + eps with q a probability in [0, 1] (up to rounding) and eps
+ * = 1e-5 or 1e-5/cols (>= 5e-24 for any cols that fits in memory), 1 + x for
+ * log1p with x in [-1 + FLT_MIN, 1), and ratios of sums in [1/n, 1]: always in
+ * [FLT_MIN, 2]; lanes past n are kept out of every sum after the call.
  */
 static inline __m512 kd_log_avx512(__m512 x) {
   static const float c[] = {KD_LOG_Q0, KD_LOG_Q1, KD_LOG_Q2, KD_LOG_Q3, KD_LOG_Q4,

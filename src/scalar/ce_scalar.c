@@ -48,7 +48,7 @@ double kd_f32_celoss_scalar(size_t n, const float *es, const float *et,
   double sum = 0.0;
   for (size_t j = 0; j < n; j++) {
     float q = es[j] * row->inv_zs, r = et[j] * row->inv_zt;
-    sum += r * logf(q + KD_EPS);
+    sum += r * logf(q + row->eps);
   }
   return sum;
 }
@@ -64,14 +64,14 @@ double kd_f32_cestats_scalar(size_t n, const float *s, const float *t, float *es
     float a_lo = (t[j] - (a - bb)) + (-s[j] - bb);
     float d = ((a - row->max_gap) + (a_lo - row->max_gap_lo)) * row->inv_temp + row->log_zs_zt;
     float diff = fabsf(d) < KD_EXPM1_BAND ? -q * expm1f(d) : q - r;
-    float rcp = 1.0f / (q + KD_EPS);
-    float w = r * rcp, u = (diff + KD_EPS) * rcp;
-    sum += r * logf(q + KD_EPS);
+    float rcp = 1.0f / (q + row->eps);
+    float w = r * rcp, u = (diff + row->eps) * rcp;
+    sum += r * logf(q + row->eps);
     dq += q;
     dqw += q * w;
     dqu += q * u;
     int u_form = w > KD_U_FORM_W;
-    float size = q * (fabsf(diff) + KD_EPS) * rcp;
+    float size = q * (fabsf(diff) + row->eps) * rcp;
     u_size = u_form && size > u_size ? size : u_size;
     es_q[j] = u_form ? -q : q;
     et_v[j] = u_form ? u : w;
@@ -122,6 +122,7 @@ void kd_f32_ceshort_scalar(const kd_ce_short *a, size_t m, float *loss, unsigned
     flag[i] = KD_ROW_F64;
     if (isinf(row.max_gap) || (a->hot && (row.s_max > 1e31f || row.t_max > 1e31f))) continue;
     row.inv_temp = a->inv_temp;
+    row.eps = KD_EPS; /* short rows are LwF's cross-entropy only */
     row.grad_scale = a->grad_scale;
     row.next_s = s;
     row.next_t = t;

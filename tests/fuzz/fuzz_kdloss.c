@@ -1,11 +1,13 @@
 /*
  * fuzz_kdloss.c -- libFuzzer differential harness: every input is one call of
- * kd_loss_f32 or kd_loss_grad_f32, checked against the whole contract of
- * kdloss.h and against the long double reference. Any violation traps.
+ * kd_loss_f32, kd_loss_grad_f32 or kd_loss_ex_f32, checked against the whole
+ * contract of kdloss.h and against the long double reference. Any violation
+ * traps.
  *
  * Input bytes (missing bytes read as 0), in order:
  *   flags      bit 0 MSE; bit 1 gradient call; bit 2 in place; bit 3 loss NULL
- *              (gradient call); bit 4 teacher is the student's buffer
+ *              (gradient call, or kd_loss_ex_f32 with row_loss); bit 4 teacher is
+ *              the student's buffer
  *   isa        kd_set_isa(scalar, avx2, avx512, neon)[byte % 4]; an ISA the CPU
  *              lacks must give KD_ERR_UNSUPPORTED and change nothing.
  *              KDLOSS_FUZZ_ISA=<name> in the environment pins the ISA instead.
@@ -13,17 +15,23 @@
  *   start offsets in floats (0-3 each), factor, temperature (see param()),
  *   value distribution (scale exponent, shift), 8 bytes of seed, patches
  *   (count, then per patch: 2 bytes of index into student|teacher and a value
- *   from value(): +-0, +-inf, NaN, +-FLT_MAX, subnormals, raw bits), and last
- *   one argument error to inject (see inject()).
+ *   from value(): +-0, +-inf, NaN, +-FLT_MAX, subnormals, raw bits), one
+ *   argument error to inject (see inject()), and last (absent: one of the first
+ *   two entry points) the kd_loss_ex_f32
+ *   bytes: ex (bit 0: call kd_loss_ex_f32; bits 1-3: the distance, any of
+ *   the eight, replacing flags bit 0; bit 4 KD_REDUCE_SUM; bit 5 row_loss
+ *   given; bits 6-7 weights: NULL, mixed with zeros, all zero, mixed with
+ *   one special value), beta (see beta()), and a byte seeding the weights.
  *
  * Checks: the status is the one the contract gives (argument errors in the
- * documented order, KD_ERR_NONFINITE from the values); on an argument error
- * nothing in any buffer nor *loss changes; on KD_ERR_NONFINITE *loss is NaN
- * and nothing outside grad's rows x cols changes; on KD_OK the loss and every
- * gradient element are within the bound of tests/tolerance.h (inf where the
- * value is beyond float), nothing outside grad's rows x cols changes (nor the
- * student, out of place, nor the teacher), and a second call on the same
- * inputs gives bitwise the same bytes.
+ * documented order, KD_ERR_NONFINITE from the values, rows of weight 0 never
+ * read); on an argument error nothing in any buffer nor *loss changes; on
+ * KD_ERR_NONFINITE *loss is NaN and nothing outside grad's rows x cols and
+ * row_loss changes; on KD_OK the loss, every row_loss and every gradient
+ * element are within the bound of tests/tolerance.h (inf where the value is
+ * beyond float), nothing outside grad's rows x cols and row_loss changes (nor
+ * the student, out of place, nor the teacher, nor the weights), and a second
+ * call on the same inputs gives bitwise the same bytes.
  */
 #include <float.h>
 #include <math.h>
@@ -43,6 +51,7 @@
 #define MAX_PAD 16
 #define MAX_OFFSET 3
 #define REGION (MAX_OFFSET + MAX_ROWS * (MAX_COLS + MAX_PAD))
+#define N_DISTANCES 8 /* KD_CROSS_ENTROPY .. KD_BCE_SIGMOID */
 
 typedef struct reader { const uint8_t *p; size_t left; } reader;
 
@@ -86,40 +95,82 @@ static float value(reader *r) {
   return (float)((mode & 1 ? -1.0 : 1.0) * pow(10.0, -45.0 + 83.5 * u8(r) / 255.0));
 }
 
+/* JSD's beta: mostly inside (0, 1), some edges and invalid values. */
+static float beta(reader *r) {
+  static const float specials[] = {0.0f, 1.0f, -0.5f, NAN, 0x1p-149f, 1.0f - 0x1p-24f, 0.5f,
+                                   INFINITY};
+  uint8_t b = u8(r);
+  if (b % 8 == 0) return specials[(b / 8) % 8];
+  return (b + 0.5f) / 256.0f;
+}
+
 /* One call's arguments and buffers. The arena holds, one after the other, the
- * student, teacher and gradient regions and the loss. */
+ * student, teacher and gradient regions, the weights, the row losses and the
+ * loss. */
 typedef struct call {
   int mse, with_grad, in_place, loss_null, same_ptr;
-  int kind; /* the injected argument error (INJ_NONE: none) */
+  int ex, params_null; /* kd_loss_ex_f32; with p NULL */
+  int kind;            /* the injected argument error (INJ_NONE: none) */
   kd_distance distance;
-  float factor, temperature;
+  kd_reduction reduction;
+  float factor, temperature, beta;
   size_t rows, cols, lds, ldt, ldg;
-  const float *s, *t;
-  float *g, *loss;
+  const float *s, *t, *w;
+  float *g, *loss, *row_loss;
 } call;
 
-static float arena[3 * REGION + 1];
-static float before[3 * REGION + 1], first[3 * REGION + 1];
-static double ref_grad[MAX_ROWS * MAX_COLS];
+#define ARENA (3 * REGION + 2 * MAX_ROWS + 1)
+static float arena[ARENA];
+static float before[ARENA], first[ARENA];
+static double ref_grad[MAX_ROWS * MAX_COLS], ref_rows[MAX_ROWS];
 
 #define S_BASE (arena)
 #define T_BASE (arena + REGION)
 #define G_BASE (arena + 2 * REGION)
-#define LOSS (arena + 3 * REGION)
+#define W_BASE (arena + 3 * REGION)
+#define RL_BASE (arena + 3 * REGION + MAX_ROWS)
+#define LOSS (arena + 3 * REGION + 2 * MAX_ROWS)
+
+/* MSE and BCE work element by element: no temperature, no infinities. */
+static int elementwise(kd_distance d) {
+  return d == KD_MSE || d == KD_BCE_SIGMOID;
+}
+
+/* Row i's weight (1 without weights). */
+static float weight_of(const call *c, size_t i) {
+  return c->w ? c->w[i] : 1.0f;
+}
+
+/* The weights' largest value and sum. */
+static void weight_stats(const call *c, double *w_max, double *w_sum) {
+  *w_max = *w_sum = 0;
+  for (size_t i = 0; i < c->rows; i++) {
+    *w_sum += weight_of(c, i);
+    *w_max = fmax(*w_max, weight_of(c, i));
+  }
+}
 
 static void violation(const call *c, const char *fmt, double a, double b) {
   fprintf(stderr,
-          "kdloss contract violated: isa=%s %s %s%s rows=%zu cols=%zu ld=%zu/%zu/%zu "
-          "factor=%a T=%a injected=%d: ",
-          kd_isa_name(kd_get_isa()), c->mse ? "mse" : "ce", c->with_grad ? "loss+grad" : "loss",
-          c->in_place ? " in place" : "", c->rows, c->cols, c->lds, c->ldt, c->ldg,
-          (double)c->factor, (double)c->temperature, c->kind);
+          "kdloss contract violated: isa=%s %s distance %d %s%s%s rows=%zu cols=%zu "
+          "ld=%zu/%zu/%zu factor=%a T=%a beta=%a reduction %d weights %s row_loss %s "
+          "injected=%d: ",
+          kd_isa_name(kd_get_isa()), c->ex ? "kd_loss_ex_f32" : "", (int)c->distance,
+          c->with_grad ? "loss+grad" : "loss", c->in_place ? " in place" : "",
+          c->loss_null ? " loss NULL" : "", c->rows, c->cols, c->lds, c->ldt, c->ldg,
+          (double)c->factor, (double)c->temperature, (double)c->beta, (int)c->reduction,
+          c->w ? "given" : "NULL", c->row_loss ? "given" : "NULL", c->kind);
   fprintf(stderr, fmt, a, b);
   fprintf(stderr, "\n");
   __builtin_trap();
 }
 
 static kd_status invoke(const call *c) {
+  if (c->ex) {
+    kd_params p = {c->distance, c->factor, c->temperature, c->beta, c->reduction, c->w};
+    return kd_loss_ex_f32(c->params_null ? NULL : &p, c->rows, c->cols, c->s, c->lds, c->t,
+                          c->ldt, c->loss, c->row_loss, c->with_grad ? c->g : NULL, c->ldg);
+  }
   return c->with_grad ? kd_loss_grad_f32(c->distance, c->factor, c->temperature, c->rows, c->cols,
                                          c->s, c->lds, c->t, c->ldt, c->loss, c->g, c->ldg)
                       : kd_loss_f32(c->distance, c->factor, c->temperature, c->rows, c->cols,
@@ -131,16 +182,20 @@ static kd_status invoke(const call *c) {
 enum {
   INJ_NONE, INJ_DISTANCE, INJ_NULL_S, INJ_NULL_T, INJ_NULL_OUT, INJ_ROWS0, INJ_COLS0,
   INJ_ROWS_HUGE, INJ_LD_S, INJ_LD_T, INJ_LD_G, INJ_GRAD_ON_T, INJ_GRAD_ON_S, INJ_LD_IN_PLACE,
-  INJ_LOSS_IN_S, INJ_LOSS_IN_T, INJ_LOSS_IN_G, INJ_COUNT
+  INJ_LOSS_IN_S, INJ_LOSS_IN_T, INJ_LOSS_IN_G,
+  /* kd_loss_ex_f32 only */
+  INJ_PARAMS_NULL, INJ_REDUCTION, INJ_ROW_LOSS_IN_S, INJ_ROW_LOSS_IN_G, INJ_ROW_LOSS_ON_LOSS,
+  INJ_ROW_LOSS_ON_W, INJ_GRAD_ON_W, INJ_COUNT
 };
 
 static int inject(call *c, int kind) {
   switch (kind) {
-  case INJ_DISTANCE: c->distance = (kd_distance)7; return KD_ERR_DISTANCE;
+  case INJ_DISTANCE: c->distance = (kd_distance)99; return KD_ERR_DISTANCE;
   case INJ_NULL_S: c->s = NULL; return KD_ERR_NULL;
   case INJ_NULL_T: c->t = NULL; return KD_ERR_NULL;
   case INJ_NULL_OUT:
-    if (c->with_grad) c->g = NULL;
+    if (c->ex) c->loss = c->row_loss = NULL;
+    else if (c->with_grad) c->g = NULL;
     else c->loss = NULL;
     return KD_ERR_NULL;
   case INJ_ROWS0: c->rows = 0; return KD_ERR_SHAPE;
@@ -163,6 +218,19 @@ static int inject(call *c, int kind) {
     return KD_ERR_ALIAS;
   case INJ_LOSS_IN_G: if (!c->with_grad || c->loss_null) return -1; c->loss = c->g;
     return KD_ERR_ALIAS;
+  case INJ_PARAMS_NULL: if (!c->ex) return -1; c->params_null = 1; return KD_ERR_NULL;
+  case INJ_REDUCTION: if (!c->ex) return -1; c->reduction = (kd_reduction)5;
+    return KD_ERR_REDUCTION;
+  case INJ_ROW_LOSS_IN_S: if (!c->row_loss) return -1; c->row_loss = (float *)c->s;
+    return KD_ERR_ALIAS;
+  case INJ_ROW_LOSS_IN_G: if (!c->row_loss || !c->with_grad) return -1;
+    c->row_loss = c->g + c->ldg * (c->rows - 1); return KD_ERR_ALIAS;
+  case INJ_ROW_LOSS_ON_LOSS: if (!c->row_loss || c->loss_null) return -1;
+    c->row_loss = c->loss; return KD_ERR_ALIAS;
+  case INJ_ROW_LOSS_ON_W: if (!c->row_loss || !c->w) return -1;
+    c->row_loss = (float *)c->w; return KD_ERR_ALIAS;
+  case INJ_GRAD_ON_W: if (!c->w || !c->with_grad || c->in_place) return -1;
+    c->g = (float *)c->w; c->ldg = c->cols; return KD_ERR_ALIAS;
   default: return -1;
   }
 }
@@ -171,28 +239,39 @@ static int inject(call *c, int kind) {
  * KD_OK when they are valid. `injected` is the status of the injected error,
  * which the documented order may put behind an error of the parameters. */
 static kd_status expect_args(const call *c, int injected, int kind) {
+  if (kind == INJ_PARAMS_NULL) return KD_ERR_NULL;
   if (kind == INJ_DISTANCE) return KD_ERR_DISTANCE;
+  if (kind == INJ_REDUCTION) return KD_ERR_REDUCTION;
   if (kind >= INJ_NULL_S && kind <= INJ_LD_G) return (kd_status)injected;
   if (!isfinite(c->factor)) return KD_ERR_FACTOR;
-  if (!c->mse && !(c->temperature >= FLT_MIN && c->temperature <= FLT_MAX))
+  if (!elementwise(c->distance) && !(c->temperature >= FLT_MIN && c->temperature <= FLT_MAX))
     return KD_ERR_TEMPERATURE;
-  if (c->with_grad) {
-    double scale = c->mse ? 2.0 * c->factor / ((double)c->rows * (double)c->cols)
-                          : c->factor / ((double)c->rows * c->temperature);
+  if (c->distance == KD_JSD && !(c->beta > 0.0f && c->beta < 1.0f)) return KD_ERR_BETA;
+  for (size_t i = 0; i < c->rows; i++)
+    if (!(weight_of(c, i) >= 0.0f && weight_of(c, i) <= FLT_MAX)) return KD_ERR_WEIGHT;
+  double w_sum, w_max;
+  weight_stats(c, &w_max, &w_sum);
+  /* The gradient's largest scale, c_i / T (softmax), 2 c_i / C (MSE), c_i / C (BCE). */
+  if (c->with_grad && w_sum > 0) {
+    double den = (c->reduction == KD_REDUCE_MEAN ? w_sum : 1.0) *
+                 (elementwise(c->distance) ? (double)c->cols : c->temperature);
+    double scale = (c->distance == KD_MSE ? 2.0 : 1.0) * c->factor * w_max / den;
     if (!(fabs(scale) <= FLT_MAX)) return KD_ERR_FACTOR;
   }
   return injected > 0 ? (kd_status)injected : KD_OK;
 }
 
-/* Whether the values make the call KD_ERR_NONFINITE. */
+/* Whether the values make the call KD_ERR_NONFINITE (rows of weight 0 are
+ * never read). */
 static int nonfinite(const call *c) {
   for (size_t i = 0; i < c->rows; i++) {
+    if (weight_of(c, i) == 0.0f) continue;
     const float *x[2] = {c->s + i * c->lds, c->t + i * c->ldt};
     for (int k = 0; k < 2; k++) {
       int live = 0;
       for (size_t j = 0; j < c->cols; j++) {
         float v = x[k][j];
-        if (isnan(v) || v == INFINITY || (c->mse && v == -INFINITY)) return 1;
+        if (isnan(v) || v == INFINITY || (elementwise(c->distance) && v == -INFINITY)) return 1;
         live |= v != -INFINITY;
       }
       if (!live) return 1;
@@ -210,24 +289,33 @@ static int inside(size_t k, const float *p, size_t rows, size_t cols, size_t ld)
 
 /* After a call: nothing changed but what may. */
 static void check_untouched(const call *c, int grad_written) {
-  for (size_t k = 0; k < 3 * REGION; k++) {
+  for (size_t k = 0; k < ARENA - 1; k++) {
     if (memcmp(&arena[k], &before[k], sizeof(float)) == 0) continue;
     if (grad_written && inside(k, c->g, c->rows, c->cols, c->ldg)) continue;
+    if (c->row_loss && inside(k, c->row_loss, 1, c->rows, c->rows)) continue;
     violation(c, "float %g of the arena written outside grad's rows x cols (now %g)", (double)k,
               (double)arena[k]);
   }
 }
 
+/* The bounds of tolerance.h: the loss's factor term is |factor| (mean) or
+ * |factor| sum w (sum), row_loss[i]'s |factor| w_i. */
 static void check_values(const call *c, double ref) {
+  double w_max, w_sum;
+  weight_stats(c, &w_max, &w_sum);
   if (c->loss) {
-    double tol = tk_loss_tol(ref, c->factor);
+    double tol = tk_loss_tol(ref, fabs(c->factor) * (c->reduction == KD_REDUCE_SUM ? w_sum : 1));
     if (!tk_within(*c->loss, ref, tol)) violation(c, "loss %.9g, reference %.17g", *c->loss, ref);
   }
+  for (size_t i = 0; c->row_loss && i < c->rows; i++)
+    if (!tk_within(c->row_loss[i], ref_rows[i],
+                   tk_loss_tol(ref_rows[i], fabs(c->factor) * weight_of(c, i))))
+      violation(c, "row_loss %.9g, reference %.17g", c->row_loss[i], ref_rows[i]);
   if (!c->with_grad) return;
   double max_ref = 0;
   for (size_t k = 0; k < c->rows * c->cols; k++) max_ref = fmax(max_ref, fabs(ref_grad[k]));
-  double tol = tk_grad_tol(max_ref, tk_grad_scale(c->distance, c->factor, c->temperature,
-                                                  c->rows, c->cols));
+  kd_params p = {c->distance, c->factor, c->temperature, c->beta, c->reduction, c->w};
+  double tol = tk_grad_tol(max_ref, tk_grad_scale_ex(&p, c->cols, w_max, w_sum));
   for (size_t i = 0; i < c->rows; i++)
     for (size_t j = 0; j < c->cols; j++)
       if (!tk_within(c->g[i * c->ldg + j], ref_grad[i * c->cols + j], tol))
@@ -262,6 +350,40 @@ static void set_isa(reader *r) {
   }
 }
 
+/* The kd_loss_ex_f32 bytes (see the top): distance, reduction, beta, the
+ * weights (in the arena, after the gradient region) and the row losses. */
+static void read_ex(reader *r, call *c, uint8_t flags) {
+  static const float bad_weights[] = {-1.0f, NAN, INFINITY, -0.0f, 0x1p-149f, FLT_MAX};
+  uint8_t ex = u8(r);
+  c->ex = ex & 1;
+  c->params_null = 0;
+  c->beta = 0.0f;
+  c->reduction = KD_REDUCE_MEAN;
+  c->w = NULL;
+  c->row_loss = NULL;
+  if (!c->ex) return;
+  c->distance = (kd_distance)((ex >> 1) & 7);
+  c->reduction = ex & 16 ? KD_REDUCE_SUM : KD_REDUCE_MEAN;
+  c->beta = beta(r);
+  uint64_t seed = u8(r);
+  int mode = ex >> 6;
+  if (mode) {
+    for (size_t i = 0; i < c->rows; i++) {
+      double u = tk_uniform(&seed);
+      W_BASE[i] = mode == 2 || u < 0.25 ? 0.0f : (float)(4.0 * u);
+    }
+    if (mode == 3) {
+      uint64_t k = tk_next(&seed);
+      W_BASE[k % c->rows] = bad_weights[(k >> 8) % (sizeof bad_weights / sizeof bad_weights[0])];
+    }
+    c->w = W_BASE;
+  }
+  if (ex & 32) c->row_loss = RL_BASE;
+  /* loss NULL needs row_loss instead (else it is the injected KD_ERR_NULL). */
+  c->loss_null = ((flags >> 3) & 1) && c->row_loss;
+  c->loss = c->loss_null ? NULL : LOSS;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   reader r = {data, size};
   call c;
@@ -284,7 +406,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!c.mse && u8(&r) < 192) c.temperature = fabsf(c.temperature);
 
   /* Values: scale * N(0,1) + shift, then the patches; the padding is NaN. */
-  for (size_t k = 0; k < 3 * REGION + 1; k++) arena[k] = NAN;
+  for (size_t k = 0; k < ARENA; k++) arena[k] = NAN;
   float *s = S_BASE + (offsets & 3), *t = c.same_ptr ? s : T_BASE + ((offsets >> 2) & 3);
   uint8_t dist = u8(&r);
   double scale = pow(10.0, (dist & 63) * 0.65 - 5.0), shift = (dist >> 6) == 3 ? -3e38 : 0.0;
@@ -307,14 +429,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   c.g = c.in_place ? s : c.with_grad ? G_BASE + ((offsets >> 4) & 3) : NULL;
   c.loss = c.loss_null ? NULL : LOSS;
   *LOSS = -1.0f;
+  int kind = u8(&r) % (2 * INJ_COUNT); /* half the inputs inject nothing */
+  read_ex(&r, &c, flags);
 
   /* The reference, from the inputs as they are before any call. */
+  kd_params p = {c.distance, c.factor, c.temperature, c.beta, c.reduction, c.w};
   double ref = nonfinite(&c) ? NAN
-                             : kd_reference_f64(c.distance, c.factor, c.temperature, c.rows,
-                                                c.cols, c.s, c.lds, c.t, c.ldt,
-                                                c.with_grad ? ref_grad : NULL);
+                             : kd_reference_ex_f64(&p, c.rows, c.cols, c.s, c.lds, c.t, c.ldt,
+                                                   ref_rows, c.with_grad ? ref_grad : NULL);
   int bad = nonfinite(&c);
-  int kind = u8(&r) % (2 * INJ_COUNT); /* half the inputs inject nothing */
   int injected = kind < INJ_COUNT ? inject(&c, kind) : -1;
   if (injected < 0) kind = INJ_NONE;
   c.kind = kind;

@@ -1,0 +1,3 @@
+/* Soft cross-entropy, KL, reverse KL and JSD row passes, AVX2 + FMA: src/div_passes.h over vec_avx2.h. */
+#include "vec_avx2.h"
+#include "div_passes.h"
