@@ -89,6 +89,33 @@ static void w_grad(size_t n, const real *q, const real *l, real grad_scale, doub
 
 typedef struct scratch { real *lq, *q, *lr, *r, *l; } scratch;
 
+/* D_j = log r_j - log q_j for rows where r and q are close, into d: with
+ * x_j = ((t_j - max t) - (s_j - max s)) / T, D_j = x_j - log(z_t / z_s) and
+ * z_t / z_s = sum_k q_k e^(x_k) = 1 + sum_k q_k expm1(x_k). Each D_j then
+ * carries long double rounding of x, not of log z_t and log z_s (~1e-19
+ * each): KL and JSD are of second order in D, and at D ~ 1e-11 the
+ * difference of the logs alone would not even get their sign right.
+ * Returns 0 (d untouched) for a row with an infinite logit or some
+ * |x_j| >= 1, where the plain difference lr - lq is already exact enough. */
+static int near_log_ratio(size_t n, const float *s, const float *t, real temperature,
+                          const real *q, real *d) {
+  real sm = -INFINITY, tm = -INFINITY;
+  for (size_t j = 0; j < n; j++) {
+    if (!isfinite(s[j]) || !isfinite(t[j])) return 0;
+    sm = s[j] > sm ? s[j] : sm;
+    tm = t[j] > tm ? t[j] : tm;
+  }
+  real z = 0;
+  for (size_t j = 0; j < n; j++) {
+    d[j] = (((real)t[j] - tm) - ((real)s[j] - sm)) / temperature;
+    if (!(fabsl(d[j]) < 1)) return 0;
+    z += q[j] * expm1l(d[j]);
+  }
+  real log_ratio = log1pl(z);
+  for (size_t j = 0; j < n; j++) d[j] -= log_ratio;
+  return 1;
+}
+
 /* One softmax row: returns its distance d_i; grad (when not NULL) gets
  * grad_scale * d d_i / d z (grad_scale = c_i / T). */
 static real softmax_row(const kd_params *p, real temperature, size_t n, const float *s,
@@ -108,6 +135,12 @@ static real softmax_row(const kd_params *p, real temperature, size_t n, const fl
   case KD_SOFT_CROSS_ENTROPY:
   case KD_KL_DIV: {
     int kl = p->distance == KD_KL_DIV;
+    if (kl && near_log_ratio(n, s, t, temperature, q, l)) {
+      for (size_t j = 0; j < n; j++) d += r[j] * l[j];
+      if (grad)
+        for (size_t j = 0; j < n; j++) grad[j] = (double)(grad_scale * (q[j] - r[j]));
+      return d;
+    }
     for (size_t j = 0; j < n; j++) {
       if (t[j] == -INFINITY) continue;     /* 0 log 0 = 0 */
       if (s[j] == -INFINITY) d = INFINITY; /* r_j > 0, log q_j = -inf */
@@ -118,6 +151,14 @@ static real softmax_row(const kd_params *p, real temperature, size_t n, const fl
     return d;
   }
   case KD_KL_DIV_REVERSE: {
+    if (near_log_ratio(n, s, t, temperature, q, l)) {
+      for (size_t j = 0; j < n; j++) {
+        l[j] = -l[j];
+        d += q[j] * l[j];
+      }
+      if (grad) w_grad(n, q, l, grad_scale, grad);
+      return d;
+    }
     int inf = 0;
     for (size_t j = 0; j < n; j++) {
       if (s[j] == -INFINITY) { l[j] = 0; continue; }
@@ -138,6 +179,18 @@ static real softmax_row(const kd_params *p, real temperature, size_t n, const fl
   }
   case KD_JSD: {
     real beta = p->beta;
+    if (near_log_ratio(n, s, t, temperature, q, l)) {
+      /* With r_j = q_j e^(D_j) and M_j = q_j (1 + beta expm1(D_j)):
+       * d = sum_j beta r_j D_j - M_j log1p(beta expm1(D_j)), log q_j - log M_j
+       * = -log1p(beta expm1(D_j)). */
+      for (size_t j = 0; j < n; j++) {
+        real lg = log1pl(beta * expm1l(l[j]));
+        d += beta * r[j] * l[j] - (beta * r[j] + (1 - beta) * q[j]) * lg;
+        l[j] = -(1 - beta) * lg;
+      }
+      if (grad) w_grad(n, q, l, grad_scale, grad);
+      return d;
+    }
     for (size_t j = 0; j < n; j++) {
       /* log M = log(beta r + (1-beta) q) from the logs: M underflows at gaps
        * where r or q alone does not. */
