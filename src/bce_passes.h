@@ -42,7 +42,7 @@ static inline __attribute__((always_inline)) kd_vf kd_bce_vec(kd_vf x, kd_vf y, 
     kd_vf sig_y = kd_select(yp, ry, cy), sig_ny = kd_select(yp, cy, ry);
     kd_vm x_hi = kd_gt(x, y);
     kd_vf gb = kd_mul(kd_mul(kd_select(x_hi, sig_x, sig_y), kd_select(x_hi, sig_ny, sig_nx)),
-                      kd_neg(kd_expm1f_band(kd_neg(kd_abs(d)))));
+                      kd_neg(kd_expm1f_band(kd_neg(kd_abs(d)), kd_mul(d, d))));
     gb = kd_select(x_hi, gb, kd_neg(gb));
     kd_vf ones = kd_sub(kd_select(xp, one, zero), kd_select(yp, one, zero));
     kd_vf go = kd_add(kd_sub(kd_select(xp, kd_neg(cx), cx), kd_select(yp, kd_neg(cy), cy)), ones);
