@@ -171,6 +171,24 @@ static int row_finite(size_t n, const float *x) {
   return 1;
 }
 
+/* A row's maxima and softmax sums in double: ms, mt the largest student and
+ * teacher logits, m the (first) index of ms, zs and zt the sums of
+ * exp((x_j - max)/T). The first step of ce_row_f64 and div_row_f64. */
+typedef struct row_f64 { double ms, mt, zs, zt; size_t m; } row_f64;
+
+static row_f64 row_sums_f64(size_t n, const float *s, const float *t, double temperature) {
+  row_f64 r = {-INFINITY, -INFINITY, 0.0, 0.0, 0};
+  for (size_t j = 0; j < n; j++) {
+    if (s[j] > r.ms) { r.ms = s[j]; r.m = j; }
+    r.mt = t[j] > r.mt ? t[j] : r.mt;
+  }
+  for (size_t j = 0; j < n; j++) {
+    r.zs += exp(((double)s[j] - r.ms) / temperature);
+    r.zt += exp(((double)t[j] - r.mt) / temperature);
+  }
+  return r;
+}
+
 /*
  * One cross-entropy row in double: returns sum_j r_j log(q_j + eps) and,
  * when grad is not NULL, writes the gradient. For rows whose float gradient
@@ -182,17 +200,9 @@ static int row_finite(size_t n, const float *x) {
  */
 static double ce_row_f64(size_t n, const float *s, const float *t, double temperature,
                          double eps, double scale, float *grad) {
-  double ms = -INFINITY, mt = -INFINITY;
-  size_t m = 0;
-  for (size_t j = 0; j < n; j++) {
-    if (s[j] > ms) { ms = s[j]; m = j; }
-    mt = t[j] > mt ? t[j] : mt;
-  }
-  double zs = 0.0, zt = 0.0;
-  for (size_t j = 0; j < n; j++) {
-    zs += exp(((double)s[j] - ms) / temperature);
-    zt += exp(((double)t[j] - mt) / temperature);
-  }
+  const row_f64 rs = row_sums_f64(n, s, t, temperature);
+  const double ms = rs.ms, mt = rs.mt, zs = rs.zs, zt = rs.zt;
+  const size_t m = rs.m;
   double q_sum = 0.0, qw_sum = 0.0, qu_sum = 0.0, loss = 0.0;
   for (size_t j = 0; j < n; j++) {
     double q = exp(((double)s[j] - ms) / temperature) / zs;
@@ -237,17 +247,9 @@ static void rkl_inf_grad(size_t n, const float *s, const float *t, double scale,
  */
 static double div_row_f64(kd_distance dist, size_t n, const float *s, const float *t,
                           double temperature, double beta, double scale, float *grad) {
-  double ms = -INFINITY, mt = -INFINITY;
-  size_t m = 0;
-  for (size_t j = 0; j < n; j++) {
-    if (s[j] > ms) { ms = s[j]; m = j; }
-    mt = t[j] > mt ? t[j] : mt;
-  }
-  double zs = 0.0, zt = 0.0;
-  for (size_t j = 0; j < n; j++) {
-    zs += exp(((double)s[j] - ms) / temperature);
-    zt += exp(((double)t[j] - mt) / temperature);
-  }
+  const row_f64 rs = row_sums_f64(n, s, t, temperature);
+  const double ms = rs.ms, mt = rs.mt, zs = rs.zs, zt = rs.zt;
+  const size_t m = rs.m;
   double lzs = log(zs), lzt = log(zt);
   /* The w-form gradient q_j (sum_k q_k v_k - v_j sum_k q_k) takes v as
    * differences from c, the v of the most probable class (pass -1): v
