@@ -20,7 +20,8 @@
  *   3b. cestats: the same sum; then, per class, w_j = r_j/(q_j + 1e-5) and
  *                u_j = 1 - w_j; es is overwritten with q_j (negated where
  *                the u-form is used, w_j > KD_U_FORM_W) and et with w_j or
- *                u_j to match; sums: sum q, sum q*w, sum q*u (kd_ce_sums).
+ *                u_j to match; sums: sum q*w, sum q*u (kd_ce_sums). sum q
+ *                needs no pass: it is zs/zs, zs times the 1/zs of q_j.
  *   4. cegrad:   grad_j = scale * q_j * B_j, where B_j = sum_k q_k (w_k - w_j) is
  *                evaluated as   sum(q*w) - w_j * sum(q)   (w-form), or
  *                               u_j * sum(q) - sum(q*u)   (u-form).
@@ -133,11 +134,12 @@ typedef double (*kd_celoss_fn)(size_t n, const float *es, const float *et,
                                const kd_ce_row *row);
 /* What pass 3b reports to the row loop. */
 typedef struct kd_ce_sums {
-  double q, qw, qu; /* sum q, sum q*w, sum q*u */
+  double q, qw, qu; /* sum q (divstats only), sum q*w, sum q*u */
   float u_size;     /* max over u-form j of q_j * (|q_j - r_j| + 1e-5) / (q_j + 1e-5) */
 } kd_ce_sums;
 /* Pass 3b. As 3a; overwrites es with q_j, negated where the u-form is used
- * (w_j > KD_U_FORM_W), and et with w_j or u_j to match. */
+ * (w_j > KD_U_FORM_W), and et with w_j or u_j to match. Sets sums' qw, qu
+ * and u_size. */
 typedef double (*kd_cestats_fn)(size_t n, const float *s, const float *t,
                                 float *es_q, float *et_v, const kd_ce_row *row,
                                 kd_ce_sums *sums);
