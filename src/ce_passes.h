@@ -204,6 +204,7 @@ static inline void kd_cestats_vec(kd_vf x, kd_vf y, kd_vf e_s, kd_vf e_t,
 double KD_FN(cestats)(size_t n, const float *s, const float *t, float *es_q, float *et_v,
                       const kd_ce_row *row, kd_ce_sums *sums) {
   const kd_ce_stats_lanes c = kd_ce_stats_lanes_of(row);
+  const float *out = row->grad_out;
   double sum = 0.0, dqw = 0.0, dqu = 0.0;
   kd_vf u_size = kd_zero();
   for (size_t j = 0; j < n;) {
@@ -213,6 +214,7 @@ double KD_FN(cestats)(size_t n, const float *s, const float *t, float *es_q, flo
     for (; j + KD_CE_STEP <= end; j += KD_CE_STEP) {
       for (int k = 0; k < KD_CE_U; k++) {
         size_t i = j + k * KD_LANES;
+        if (i % KD_PREFETCH_STRIDE == 0) __builtin_prefetch(out + i, 1);
         kd_cestats_vec(kd_load(s + i), kd_load(t + i), kd_load(es_q + i), kd_load(et_v + i),
                        &c, kd_all(), &q, &v, &f[k], &fqw[k], &fqu[k], &u_size);
         kd_store(es_q + i, q);

@@ -422,6 +422,7 @@ static double softmax_row(const kd_kernels *k, const request *r, const float *s,
   }
   /* The cross-entropies (LwF, FACIL), loss and gradient. */
   kd_ce_sums sums;
+  row->grad_out = out;
   double d = -k->cestats(n, s, t, es, et, row, &sums) + offset;
   /* sum q = sum es_j/zs: zs times the 1/zs the q_j were formed with, as close
    * to the sum of the rounded q_j as their own float sum would be. */

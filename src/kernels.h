@@ -109,13 +109,18 @@ typedef struct kd_ce_row {
   float grad_scale;                /* factor / (rows * T) */
   const float *next_s, *next_t;    /* the next row's logits (this row's on the
                                       last row): pass 2 prefetches them */
+  const float *grad_out;           /* the n floats pass 4 will write (pass 3b
+                                      prefetches them) */
 } kd_ce_row;
 
 /* Pass 2 asks for the next row's logits at offset i, called for every i that
  * is a multiple of KD_PREFETCH_STRIDE (a cache line of floats, so each line
  * once), so that pass 1 of the next row finds them in cache: pass 1 does
  * almost no arithmetic to hide a miss behind, pass 2 is bound by exp
- * (docs/design.md). Only addresses inside the caller's rows are named. */
+ * (docs/design.md). Pass 3b, bound by arithmetic too, likewise asks for the
+ * lines pass 4 will write (grad_out), which a gradient buffer not in cache
+ * would otherwise stall pass 4's stores on. Only addresses inside the
+ * caller's rows (or the row loop's scratch) are named. */
 #define KD_PREFETCH_STRIDE 16
 static inline void kd_prefetch_next(const kd_ce_row *row, size_t i) {
   __builtin_prefetch(row->next_s + i);

@@ -169,6 +169,7 @@ static row_case case_new(const kd_kernels *scalar, const char *pass, const char 
   row->grad_scale = (float)(1.0 / (3.0 * c.temperature));
   row->next_s = c.s;
   row->next_t = c.t;
+  row->grad_out = c.v;
   assert_int_equal(scalar->rmax2(n, c.s, c.t, &row->s_max, &row->t_max), 0);
   c.argmax = scalar->expsum2(n, c.s, c.t, row, c.es, c.et, &c.zs, &c.zt);
   row->inv_zs = (float)(1.0 / c.zs);

@@ -58,6 +58,7 @@ double kd_f32_cestats_scalar(size_t n, const float *s, const float *t, float *es
   double sum = 0.0, dqw = 0.0, dqu = 0.0;
   float u_size = 0.0f;
   for (size_t j = 0; j < n; j++) {
+    if (j % KD_PREFETCH_STRIDE == 0) __builtin_prefetch(row->grad_out + j, 1);
     float q = es_q[j] * row->inv_zs, r = et_v[j] * row->inv_zt;
     /* t_j - s_j as a TwoSum pair: exact at any offset between the two. */
     float a = t[j] - s[j], bb = a - t[j];
@@ -124,6 +125,7 @@ void kd_f32_ceshort_scalar(const kd_ce_short *a, size_t m, float *loss, unsigned
     row.grad_scale = a->grad_scale;
     row.next_s = s;
     row.next_t = t;
+    row.grad_out = g;
     double zs, zt;
     size_t argmax = kd_f32_expsum2_scalar(n, s, t, &row, es, et, &zs, &zt);
     row.inv_zs = (float)(1.0 / zs);
