@@ -163,10 +163,10 @@ static inline kd_ce_grad_lanes kd_ce_grad_lanes_of(const kd_ce_row *row) {
 }
 
 /* One vector of pass 3b: the signed q and w-or-u into *q_out, *v_out; adds
- * to the four sums and to the u_size maximum in lanes m. */
+ * to the three sums and to the u_size maximum in lanes m. */
 static inline void kd_cestats_vec(kd_vf x, kd_vf y, kd_vf e_s, kd_vf e_t,
                                   const kd_ce_stats_lanes *c, kd_vm m, kd_vf *q_out,
-                                  kd_vf *v_out, kd_vf *f, kd_vf *fq, kd_vf *fqw, kd_vf *fqu,
+                                  kd_vf *v_out, kd_vf *f, kd_vf *fqw, kd_vf *fqu,
                                   kd_vf *u_size) {
   const kd_vf eps = c->eps;
   kd_vf q = kd_mul(e_s, c->inv_zs);
@@ -191,7 +191,6 @@ static inline void kd_cestats_vec(kd_vf x, kd_vf y, kd_vf e_s, kd_vf e_t,
   kd_vf rcp = kd_div(kd_set1(1.0f), kd_add(q, eps));
   kd_vf w = kd_mul(r, rcp), u = kd_mul(kd_sub(eps, r_q), rcp);
   *f = kd_fmadd_m(*f, m, r, kd_log(kd_add(q, eps)));
-  *fq = kd_add_m(*fq, m, q);
   *fqw = kd_fmadd_m(*fqw, m, q, w);
   *fqu = kd_fmadd_m(*fqu, m, q, u);
   kd_vm u_form = kd_gt(w, kd_set1(KD_U_FORM_W));
@@ -205,17 +204,19 @@ static inline void kd_cestats_vec(kd_vf x, kd_vf y, kd_vf e_s, kd_vf e_t,
 double KD_FN(cestats)(size_t n, const float *s, const float *t, float *es_q, float *et_v,
                       const kd_ce_row *row, kd_ce_sums *sums) {
   const kd_ce_stats_lanes c = kd_ce_stats_lanes_of(row);
-  double sum = 0.0, dq = 0.0, dqw = 0.0, dqu = 0.0;
+  const float *out = row->grad_out;
+  double sum = 0.0, dqw = 0.0, dqu = 0.0;
   kd_vf u_size = kd_zero();
   for (size_t j = 0; j < n;) {
     size_t end = kd_ce_block_end(j, n);
-    kd_vf f[KD_CE_U], fq[KD_CE_U], fqw[KD_CE_U], fqu[KD_CE_U], q, v;
-    for (int k = 0; k < KD_CE_U; k++) f[k] = fq[k] = fqw[k] = fqu[k] = kd_zero();
+    kd_vf f[KD_CE_U], fqw[KD_CE_U], fqu[KD_CE_U], q, v;
+    for (int k = 0; k < KD_CE_U; k++) f[k] = fqw[k] = fqu[k] = kd_zero();
     for (; j + KD_CE_STEP <= end; j += KD_CE_STEP) {
       for (int k = 0; k < KD_CE_U; k++) {
         size_t i = j + k * KD_LANES;
+        if (i % KD_PREFETCH_STRIDE == 0) __builtin_prefetch(out + i, 1);
         kd_cestats_vec(kd_load(s + i), kd_load(t + i), kd_load(es_q + i), kd_load(et_v + i),
-                       &c, kd_all(), &q, &v, &f[k], &fq[k], &fqw[k], &fqu[k], &u_size);
+                       &c, kd_all(), &q, &v, &f[k], &fqw[k], &fqu[k], &u_size);
         kd_store(es_q + i, q);
         kd_store(et_v + i, v);
       }
@@ -225,16 +226,14 @@ double KD_FN(cestats)(size_t n, const float *s, const float *t, float *es_q, flo
       kd_vm m = kd_tail(k);
       kd_cestats_vec(kd_load_part(s + j, k, m), kd_load_part(t + j, k, m),
                      kd_load_part(es_q + j, k, m), kd_load_part(et_v + j, k, m), &c, m, &q,
-                     &v, &f[0], &fq[0], &fqw[0], &fqu[0], &u_size);
+                     &v, &f[0], &fqw[0], &fqu[0], &u_size);
       kd_store_part(es_q + j, k, m, q);
       kd_store_part(et_v + j, k, m, v);
     }
     sum += kd_hsum_n(f, KD_CE_U);
-    dq += kd_hsum_n(fq, KD_CE_U);
     dqw += kd_hsum_n(fqw, KD_CE_U);
     dqu += kd_hsum_n(fqu, KD_CE_U);
   }
-  sums->q = dq;
   sums->qw = dqw;
   sums->qu = dqu;
   sums->u_size = kd_hmax(u_size);

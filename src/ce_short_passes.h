@@ -96,18 +96,19 @@ static void kd_ceshort_group(const kd_ce_short *a, size_t k, float *loss, unsign
   kd_vf gap_lo = kd_add(kd_sub(t_max, kd_sub(gap, bb)), kd_sub(kd_neg(s_max), bb));
   const kd_ce_stats_lanes c = {inv_zs, inv_zt, gap, gap_lo, it,
                                kd_select(s_less, log_ratio, kd_neg(log_ratio)), eps};
-  kd_vf fq = kd_zero(), fqw = kd_zero(), fqu = kd_zero(), u_size = kd_zero();
+  kd_vf fqw = kd_zero(), fqu = kd_zero(), u_size = kd_zero();
   for (size_t j = 0; j < n; j++) {
     kd_vf q, v;
     kd_cestats_vec(kd_load(xs + j * L), kd_load(xt + j * L), kd_load(es + j * L),
-                   kd_load(et + j * L), &c, kd_all(), &q, &v, &f, &fq, &fqw, &fqu, &u_size);
+                   kd_load(et + j * L), &c, kd_all(), &q, &v, &f, &fqw, &fqu, &u_size);
     kd_store(es + j * L, q);
     kd_store(et + j * L, v);
   }
 
   /* Pass 4. Where q_max > 1/2 (zs < 2), the most probable class gets minus
    * the sum of the others (kernels.h). */
-  const kd_ce_grad_lanes g = {fq, fqw, fqu, kd_set1(a->grad_scale)};
+  /* sum q as zs / zs (kdloss.c). */
+  const kd_ce_grad_lanes g = {kd_mul(zs, inv_zs), fqw, fqu, kd_set1(a->grad_scale)};
   const kd_vm dominant = kd_lt(zs, kd_set1(2.0f));
   kd_vf others = kd_zero(), max_abs = kd_zero(), max_err = kd_zero();
   for (size_t j = 0; j < n; j++) {
@@ -121,7 +122,7 @@ static void kd_ceshort_group(const kd_ce_short *a, size_t k, float *loss, unsign
   const kd_vf top = kd_neg(others);
   max_abs = kd_max_m(max_abs, dominant, kd_abs(top));
   /* The conditioning check of kdloss.c, per lane. */
-  kd_vf size = kd_mul(kd_mul(kd_abs(g.grad_scale), u_size), fq);
+  kd_vf size = kd_mul(kd_mul(kd_abs(g.grad_scale), u_size), g.q_sum);
   size = kd_max(max_err, size);
   f64 = kd_mor(f64, kd_gt(size, kd_mul(kd_set1(KD_COND_LIMIT), max_abs)));
 

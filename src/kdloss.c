@@ -378,6 +378,10 @@ static double softmax_row(const kd_kernels *k, const request *r, const float *s,
   size_t argmax = k->expsum2(n, s, t, row, es, et, &zs, &zt);
   row->inv_zs = (float)(1.0 / zs);
   row->inv_zt = (float)(1.0 / zt);
+  /* The cross-entropies' loss alone needs neither log(zs/zt) nor pass 3b. */
+  double offset = ce_offset(r);
+  int ce = dist == KD_CROSS_ENTROPY || dist == KD_CROSS_ENTROPY_UNIFORM_EPS;
+  if (ce && !g) return -k->celoss(n, es, et, row) + offset;
   row->log_zs_zt = (float)log(zs / zt);
   /* In place, a w-form gradient goes to scratch first: the student row must
    * survive until the row is known not to need the double path. */
@@ -416,12 +420,13 @@ static double softmax_row(const kd_kernels *k, const request *r, const float *s,
       return softmax_row_f64(r, s, t, scale, g);
     return d;
   }
-  /* The cross-entropies (LwF, FACIL). */
-  double offset = ce_offset(r);
-  if (!g) return -k->celoss(n, es, et, row) + offset;
+  /* The cross-entropies (LwF, FACIL), loss and gradient. */
   kd_ce_sums sums;
+  row->grad_out = out;
   double d = -k->cestats(n, s, t, es, et, row, &sums) + offset;
-  row->q_sum = (float)sums.q;
+  /* sum q = sum es_j/zs: zs times the 1/zs the q_j were formed with, as close
+   * to the sum of the rounded q_j as their own float sum would be. */
+  row->q_sum = (float)(zs * row->inv_zs);
   row->qw_sum = (float)sums.qw;
   row->qu_sum = (float)sums.qu;
   if (grad_finish(k, row, n, es, et, g, out, argmax, zs, &sums))

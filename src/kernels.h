@@ -20,7 +20,8 @@
  *   3b. cestats: the same sum; then, per class, w_j = r_j/(q_j + 1e-5) and
  *                u_j = 1 - w_j; es is overwritten with q_j (negated where
  *                the u-form is used, w_j > KD_U_FORM_W) and et with w_j or
- *                u_j to match; sums: sum q, sum q*w, sum q*u (kd_ce_sums).
+ *                u_j to match; sums: sum q*w, sum q*u (kd_ce_sums). sum q
+ *                needs no pass: it is zs/zs, zs times the 1/zs of q_j.
  *   4. cegrad:   grad_j = scale * q_j * B_j, where B_j = sum_k q_k (w_k - w_j) is
  *                evaluated as   sum(q*w) - w_j * sum(q)   (w-form), or
  *                               u_j * sum(q) - sum(q*u)   (u-form).
@@ -108,13 +109,18 @@ typedef struct kd_ce_row {
   float grad_scale;                /* factor / (rows * T) */
   const float *next_s, *next_t;    /* the next row's logits (this row's on the
                                       last row): pass 2 prefetches them */
+  const float *grad_out;           /* the n floats pass 4 will write (pass 3b
+                                      prefetches them) */
 } kd_ce_row;
 
 /* Pass 2 asks for the next row's logits at offset i, called for every i that
  * is a multiple of KD_PREFETCH_STRIDE (a cache line of floats, so each line
  * once), so that pass 1 of the next row finds them in cache: pass 1 does
  * almost no arithmetic to hide a miss behind, pass 2 is bound by exp
- * (docs/design.md). Only addresses inside the caller's rows are named. */
+ * (docs/design.md). Pass 3b, bound by arithmetic too, likewise asks for the
+ * lines pass 4 will write (grad_out), which a gradient buffer not in cache
+ * would otherwise stall pass 4's stores on. Only addresses inside the
+ * caller's rows (or the row loop's scratch) are named. */
 #define KD_PREFETCH_STRIDE 16
 static inline void kd_prefetch_next(const kd_ce_row *row, size_t i) {
   __builtin_prefetch(row->next_s + i);
@@ -133,11 +139,12 @@ typedef double (*kd_celoss_fn)(size_t n, const float *es, const float *et,
                                const kd_ce_row *row);
 /* What pass 3b reports to the row loop. */
 typedef struct kd_ce_sums {
-  double q, qw, qu; /* sum q, sum q*w, sum q*u */
+  double q, qw, qu; /* sum q (divstats only), sum q*w, sum q*u */
   float u_size;     /* max over u-form j of q_j * (|q_j - r_j| + 1e-5) / (q_j + 1e-5) */
 } kd_ce_sums;
 /* Pass 3b. As 3a; overwrites es with q_j, negated where the u-form is used
- * (w_j > KD_U_FORM_W), and et with w_j or u_j to match. */
+ * (w_j > KD_U_FORM_W), and et with w_j or u_j to match. Sets sums' qw, qu
+ * and u_size. */
 typedef double (*kd_cestats_fn)(size_t n, const float *s, const float *t,
                                 float *es_q, float *et_v, const kd_ce_row *row,
                                 kd_ce_sums *sums);

@@ -55,9 +55,10 @@ double kd_f32_celoss_scalar(size_t n, const float *es, const float *et,
 
 double kd_f32_cestats_scalar(size_t n, const float *s, const float *t, float *es_q,
                              float *et_v, const kd_ce_row *row, kd_ce_sums *sums) {
-  double sum = 0.0, dq = 0.0, dqw = 0.0, dqu = 0.0;
+  double sum = 0.0, dqw = 0.0, dqu = 0.0;
   float u_size = 0.0f;
   for (size_t j = 0; j < n; j++) {
+    if (j % KD_PREFETCH_STRIDE == 0) __builtin_prefetch(row->grad_out + j, 1);
     float q = es_q[j] * row->inv_zs, r = et_v[j] * row->inv_zt;
     /* t_j - s_j as a TwoSum pair: exact at any offset between the two. */
     float a = t[j] - s[j], bb = a - t[j];
@@ -67,7 +68,6 @@ double kd_f32_cestats_scalar(size_t n, const float *s, const float *t, float *es
     float rcp = 1.0f / (q + row->eps);
     float w = r * rcp, u = (diff + row->eps) * rcp;
     sum += r * logf(q + row->eps);
-    dq += q;
     dqw += q * w;
     dqu += q * u;
     int u_form = w > KD_U_FORM_W;
@@ -76,7 +76,6 @@ double kd_f32_cestats_scalar(size_t n, const float *s, const float *t, float *es
     es_q[j] = u_form ? -q : q;
     et_v[j] = u_form ? u : w;
   }
-  sums->q = dq;
   sums->qw = dqw;
   sums->qu = dqu;
   sums->u_size = u_size;
@@ -126,6 +125,7 @@ void kd_f32_ceshort_scalar(const kd_ce_short *a, size_t m, float *loss, unsigned
     row.grad_scale = a->grad_scale;
     row.next_s = s;
     row.next_t = t;
+    row.grad_out = g;
     double zs, zt;
     size_t argmax = kd_f32_expsum2_scalar(n, s, t, &row, es, et, &zs, &zt);
     row.inv_zs = (float)(1.0 / zs);
@@ -140,7 +140,7 @@ void kd_f32_ceshort_scalar(const kd_ce_short *a, size_t m, float *loss, unsigned
     row.max_gap_lo = (row.t_max - (row.max_gap - bb)) + (-row.s_max - bb);
     kd_ce_sums sums;
     loss[i] = (float)kd_f32_cestats_scalar(n, s, t, es, et, &row, &sums);
-    row.q_sum = (float)sums.q;
+    row.q_sum = (float)(zs * row.inv_zs); /* sum q (kdloss.c) */
     row.qw_sum = (float)sums.qw;
     row.qu_sum = (float)sums.qu;
     kd_grad_stats st;
