@@ -1,7 +1,7 @@
 /*
  * bce_passes.h -- the BCE-with-logits row passes, written once over the
  * operation layer and compiled by each src/<isa>/bce_<isa>.c; the structure
- * of src/scalar/bce_scalar.c, with a float sum per KD_BLOCK elements joining
+ * of src/scalar/bce_scalar.c, with a float sum per KD_LANE_BLOCK elements joining
  * a double.
  *
  * Element: softplus(s) - sigmoid(t) s = |s| sigmoid(-sign(s) t) + log1p(e^-|s|),
@@ -58,7 +58,7 @@ static inline __attribute__((always_inline)) double kd_bce_row(size_t n, const f
   const kd_vf sc = kd_set1(scale);
   double sum = 0.0;
   for (size_t j = 0; j < n;) {
-    size_t end = kd_block_end(j, n);
+    size_t end = kd_lane_block_end(j, n);
     kd_vf f[KD_BCE_U], g;
     for (int k = 0; k < KD_BCE_U; k++) f[k] = kd_zero();
     for (; j + KD_BCE_STEP <= end; j += KD_BCE_STEP) {

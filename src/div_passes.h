@@ -146,7 +146,7 @@ kd_klsum_row(size_t n, const float *s, const float *t, const float *es, const fl
   /* Both maxima start at 0 and take values >= 0, as kd_max_m asks. */
   kd_vf max_abs = kd_zero(), max_err = kd_zero();
   for (size_t j = 0; j < n;) {
-    size_t j0 = j, end = kd_block_end(j, n);
+    size_t j0 = j, end = kd_lane_block_end(j, n);
     kd_vf f[KD_DIV_U];
     for (int k = 0; k < KD_DIV_U; k++) f[k] = kd_zero();
     for (; j + KD_DIV_STEP <= end; j += KD_DIV_STEP) {
@@ -205,7 +205,7 @@ kd_divloss_row(size_t n, const float *s, const float *t, const kd_ce_row *row, i
   double sum = 0.0, ds = 0.0, dt = 0.0;
   kd_vm inf = kd_none();
   for (size_t j = 0; j < n;) {
-    size_t j0 = j, end = kd_block_end(j, n);
+    size_t j0 = j, end = kd_lane_block_end(j, n);
     kd_vf f[KD_DIV_U], fs[KD_DIV_U], ft[KD_DIV_U];
     for (int k = 0; k < KD_DIV_U; k++) f[k] = fs[k] = ft[k] = kd_zero();
     for (; j + KD_DIV_STEP <= end; j += KD_DIV_STEP) {
