@@ -128,9 +128,11 @@ kd_klsum_vec(kd_vf x, kd_vf y, kd_vf e_s, kd_vf e_t, const kd_ce_row *row, int k
   kd_vf a = kd_mul(kd_gap_parts(x, y, row), it);
   kd_vf q = kd_mul(e_s, kd_set1(row->inv_zs)), r = kd_mul(e_t, kd_set1(row->inv_zt));
   kd_vf d = kd_add(a, kd_set1(row->log_zs_zt));
-  /* The polynomial of NaN or +-inf (masked classes) is never selected. */
-  kd_vm band = kd_lt(kd_abs(d), kd_set1(KD_EXPM1_BAND));
-  kd_vf diff = kd_select(band, kd_fnmadd(q, kd_expm1f_band(d, kd_mul(d, d)), kd_zero()), kd_sub(q, r));
+  /* d^2 < band^2 is |d| < band (see cestats in ce_passes.h); the polynomial
+   * of NaN or +-inf (masked classes) is never selected. */
+  kd_vf d2 = kd_mul(d, d);
+  kd_vm band = kd_lt(d2, kd_set1(KD_EXPM1_BAND * KD_EXPM1_BAND));
+  kd_vf diff = kd_select(band, kd_fnmadd(q, kd_expm1f_band(d, d2), kd_zero()), kd_sub(q, r));
   kd_vf g = kd_mul(kd_set1(row->grad_scale), diff);
   kd_vf size = kd_add(kd_abs(a), kd_set1(fabsf(row->log_zs_zt) + 1.0f));
   *max_abs = kd_max_m(*max_abs, m, kd_abs(g));
@@ -177,13 +179,16 @@ kd_klsum_row(size_t n, const float *s, const float *t, const float *es, const fl
 }
 
 double KD_FN(klsum)(size_t n, const float *s, const float *t, const float *es,
-                    const float *et, const kd_ce_row *row, int kl, float *grad,
+                    const float *et, const kd_ce_row *row_in, int kl, float *grad,
                     kd_grad_stats *stats) {
+  /* A local copy: grad is a float * and could alias *row_in's float fields,
+   * so reading them there reloads them after every store (as in cegrad). */
+  const kd_ce_row row = *row_in;
   if (grad)
-    return kl ? kd_klsum_row(n, s, t, es, et, row, 1, grad, 1, stats)
-              : kd_klsum_row(n, s, t, es, et, row, 0, grad, 1, stats);
-  return kl ? kd_klsum_row(n, s, t, es, et, row, 1, NULL, 0, NULL)
-            : kd_klsum_row(n, s, t, es, et, row, 0, NULL, 0, NULL);
+    return kl ? kd_klsum_row(n, s, t, es, et, &row, 1, grad, 1, stats)
+              : kd_klsum_row(n, s, t, es, et, &row, 0, grad, 1, stats);
+  return kl ? kd_klsum_row(n, s, t, es, et, &row, 1, NULL, 0, NULL)
+            : kd_klsum_row(n, s, t, es, et, &row, 0, NULL, 0, NULL);
 }
 
 /* One vector of divloss (kind constant): adds es, et and the term (times T) in lanes m. */
