@@ -70,7 +70,7 @@
 /* ((a - max_gap) + (a_lo - max_gap_lo)), a + a_lo = t_j - s_j exactly. */
 static inline kd_vf kd_gap_parts(kd_vf x, kd_vf y, const kd_ce_row *row) {
   kd_vf a = kd_sub(y, x), bb = kd_sub(a, y);
-  kd_vf a_lo = kd_add(kd_sub(y, kd_sub(a, bb)), kd_sub(kd_neg(x), bb));
+  kd_vf a_lo = kd_sub(kd_sub(y, kd_sub(a, bb)), kd_add(x, bb)); /* -x - bb, negated exactly */
   return kd_add(kd_sub(a, kd_set1(row->max_gap)), kd_sub(a_lo, kd_set1(row->max_gap_lo)));
 }
 
