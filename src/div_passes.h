@@ -263,7 +263,10 @@ kd_divstats_vec(kd_vf x, kd_vf y, kd_vf e_s, kd_vf e_t, const kd_ce_row *row, in
   kd_vf d = kd_fmadd(parts, it, kd_set1(row->log_zs_zt));
   kd_vm sm = kd_eq(x, ninf), tm = kd_eq(y, ninf);
   kd_vf v, term;
-  if (!jsd) {
+  if (jsd < 0) { /* reverse KL without masks (KD_FN(divstats)) */
+    v = d;
+    term = kd_mul(e_s, kd_mul(parts, it));
+  } else if (!jsd) {
     v = kd_select(kd_mor(sm, tm), zero, d);
     term = kd_select(tm, ninf, kd_mul(e_s, kd_mul(parts, it)));
     term = kd_select(sm, zero, term);
@@ -344,7 +347,16 @@ kd_divstats_row(size_t n, const float *s, const float *t, float *es_q, float *et
 
 double KD_FN(divstats)(size_t n, const float *s, const float *t, float *es_q, float *et_v,
                        const kd_ce_row *row, int jsd, kd_ce_sums *sums) {
-  if (!jsd) return kd_divstats_row(n, s, t, es_q, et_v, row, 0, sums);
+  if (!jsd) {
+    /* Reverse KL: first without the masks, where a -inf logit makes d, and
+     * so the sums, NaN; such a row is redone with them from its exps,
+     * recomputed by pass 2 (es and et now hold q and v). */
+    double sum = kd_divstats_row(n, s, t, es_q, et_v, row, -1, sums);
+    if (isfinite(sum) && isfinite(sums->qw)) return sum;
+    double zs, zt;
+    KD_FN(expsum2)(n, s, t, row, es_q, et_v, &zs, &zt);
+    return kd_divstats_row(n, s, t, es_q, et_v, row, 0, sums);
+  }
   return row->beta >= 0.125f ? kd_divstats_row(n, s, t, es_q, et_v, row, 2, sums)
                              : kd_divstats_row(n, s, t, es_q, et_v, row, 1, sums);
 }
