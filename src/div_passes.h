@@ -70,30 +70,71 @@
 /* ((a - max_gap) + (a_lo - max_gap_lo)), a + a_lo = t_j - s_j exactly. */
 static inline kd_vf kd_gap_parts(kd_vf x, kd_vf y, const kd_ce_row *row) {
   kd_vf a = kd_sub(y, x), bb = kd_sub(a, y);
-  kd_vf a_lo = kd_add(kd_sub(y, kd_sub(a, bb)), kd_sub(kd_neg(x), bb));
+  kd_vf a_lo = kd_sub(kd_sub(y, kd_sub(a, bb)), kd_add(x, bb)); /* -x - bb, negated exactly */
   return kd_add(kd_sub(a, kd_set1(row->max_gap)), kd_sub(a_lo, kd_set1(row->max_gap_lo)));
 }
 
-/* One vector of klsum: adds the term to *f in lanes m, flags masked student
- * classes the teacher keeps in *inf, returns the gradient (store only). */
+/* The term of one vector, without masks: SCE e_t (s_max - x), KL e_t A T,
+ * reverse KL e_s A T; times 1/T when scaled (klsum). */
+static inline __attribute__((always_inline)) kd_vf
+kd_div_val(kd_vf x, kd_vf y, const kd_ce_row *row, int kind, int scaled) {
+  kd_vf val = kind == 0 ? kd_sub(kd_set1(row->s_max), x) : kd_gap_parts(x, y, row);
+  return scaled ? kd_mul(val, kd_set1(row->inv_temp)) : val;
+}
+
+/* Masks, block [j, end): the passes sum their terms unmasked, where a -inf
+ * logit makes the block's sum NaN or +-inf (its term is 0 * +-inf, a
+ * difference of infinities or e times +inf); such a block's sum is redone
+ * here with the masks of div_passes.h, the exps recomputed as expsum2 does
+ * (klsum's et may have been overwritten), and the classes that make the
+ * distance infinite flagged in *inf. Rows without -inf never come here. */
+static inline __attribute__((always_inline)) double
+kd_div_masked(size_t j, size_t end, const float *s, const float *t, const kd_ce_row *row,
+              int kind, int scaled, kd_vm *inf) {
+  const kd_vf ninf = kd_set1(-INFINITY), it = kd_set1(row->inv_temp);
+  kd_vf f = kd_zero();
+  for (; j < end; j += KD_LANES) {
+    size_t k = end - j;
+    kd_vm m = kd_tail(k);
+    kd_vf x = kd_load_part(s + j, k, m), y = kd_load_part(t + j, k, m);
+    kd_vf e = kind == 2 ? kd_exp(kd_mul(kd_sub(x, kd_set1(row->s_max)), it))
+                        : kd_exp(kd_mul(kd_sub(y, kd_set1(row->t_max)), it));
+    kd_vm sm = kd_eq(x, ninf), tm = kd_eq(y, ninf);
+    /* SCE, KL: a class the teacher masks adds 0, one only the student masks
+     * is infinite; reverse KL the other way round. */
+    f = kd_fmadd_m(f, kd_mand(m, kd_mnot(kd_mor(sm, tm))), e, kd_div_val(x, y, row, kind, scaled));
+    kd_vm only = kind == 2 ? kd_mand(tm, kd_gt(x, ninf)) : kd_mand(sm, kd_gt(y, ninf));
+    *inf = kd_mor(*inf, kd_mand(m, only));
+  }
+  return kd_hsum(f);
+}
+
+/* A block's sum of terms f, or its masked redo. */
+static inline __attribute__((always_inline)) double
+kd_div_block_sum(const kd_vf *f, size_t j, size_t end, const float *s, const float *t,
+                 const kd_ce_row *row, int kind, int scaled, kd_vm *inf) {
+  double b = kd_hsum_n(f, KD_DIV_U);
+  return isfinite(b) ? b : kd_div_masked(j, end, s, t, row, kind, scaled, inf);
+}
+
+/* One vector of klsum: adds the term to *f in lanes m, returns the gradient
+ * (store only). */
 static inline __attribute__((always_inline)) kd_vf
 kd_klsum_vec(kd_vf x, kd_vf y, kd_vf e_s, kd_vf e_t, const kd_ce_row *row, int kl, int store,
-             kd_vm m, kd_vf *f, kd_vm *inf, kd_vf *max_abs, kd_vf *max_err) {
-  const kd_vf ninf = kd_set1(-INFINITY), it = kd_set1(row->inv_temp);
-  kd_vf parts = kl || store ? kd_gap_parts(x, y, row) : kd_zero();
-  kd_vf val = kl ? kd_mul(parts, it) : kd_mul(kd_sub(kd_set1(row->s_max), x), it);
-  kd_vm sm = kd_eq(x, ninf), tm = kd_eq(y, ninf);
-  kd_vf term = kd_select(kd_mor(sm, tm), kd_zero(), kd_mul(e_t, val));
-  *f = kd_add_m(*f, m, term);
-  *inf = kd_mor(*inf, kd_mand(m, kd_mand(sm, kd_gt(y, ninf))));
+             kd_vm m, kd_vf *f, kd_vf *max_abs, kd_vf *max_err) {
+  const kd_vf it = kd_set1(row->inv_temp);
+  *f = kd_fmadd_m(*f, m, e_t, kd_div_val(x, y, row, kl, 1));
   if (!store) return kd_zero();
+  kd_vf a = kd_mul(kd_gap_parts(x, y, row), it);
   kd_vf q = kd_mul(e_s, kd_set1(row->inv_zs)), r = kd_mul(e_t, kd_set1(row->inv_zt));
-  kd_vf d = kd_fmadd(parts, it, kd_set1(row->log_zs_zt));
-  /* The polynomial of NaN or +-inf (masked classes) is never selected. */
-  kd_vm band = kd_lt(kd_abs(d), kd_set1(KD_EXPM1_BAND));
-  kd_vf diff = kd_select(band, kd_fnmadd(q, kd_expm1f_band(d, kd_mul(d, d)), kd_zero()), kd_sub(q, r));
+  kd_vf d = kd_add(a, kd_set1(row->log_zs_zt));
+  /* d^2 < band^2 is |d| < band (see cestats in ce_passes.h); the polynomial
+   * of NaN or +-inf (masked classes) is never selected. */
+  kd_vf d2 = kd_mul(d, d);
+  kd_vm band = kd_lt(d2, kd_set1(KD_EXPM1_BAND * KD_EXPM1_BAND));
+  kd_vf diff = kd_select(band, kd_fnmadd(q, kd_expm1f_band(d, d2), kd_zero()), kd_sub(q, r));
   kd_vf g = kd_mul(kd_set1(row->grad_scale), diff);
-  kd_vf size = kd_add(kd_abs(kd_mul(parts, it)), kd_set1(fabsf(row->log_zs_zt) + 1.0f));
+  kd_vf size = kd_add(kd_abs(a), kd_set1(fabsf(row->log_zs_zt) + 1.0f));
   *max_abs = kd_max_m(*max_abs, m, kd_abs(g));
   *max_err = kd_max_m(*max_err, kd_mand(m, band), kd_mul(q, size));
   return g;
@@ -107,15 +148,15 @@ kd_klsum_row(size_t n, const float *s, const float *t, const float *es, const fl
   /* Both maxima start at 0 and take values >= 0, as kd_max_m asks. */
   kd_vf max_abs = kd_zero(), max_err = kd_zero();
   for (size_t j = 0; j < n;) {
-    size_t end = kd_block_end(j, n);
+    size_t j0 = j, end = kd_lane_block_end(j, n);
     kd_vf f[KD_DIV_U];
     for (int k = 0; k < KD_DIV_U; k++) f[k] = kd_zero();
     for (; j + KD_DIV_STEP <= end; j += KD_DIV_STEP) {
       for (int k = 0; k < KD_DIV_U; k++) {
         size_t i = j + k * KD_LANES;
         kd_vf g = kd_klsum_vec(kd_load(s + i), kd_load(t + i), kd_load(es + i),
-                               kd_load(et + i), row, kl, store, kd_all(), &f[k], &inf,
-                               &max_abs, &max_err);
+                               kd_load(et + i), row, kl, store, kd_all(), &f[k], &max_abs,
+                               &max_err);
         if (store) kd_store(grad + i, g); /* grad may be s or et: this vector is read */
       }
     }
@@ -124,10 +165,10 @@ kd_klsum_row(size_t n, const float *s, const float *t, const float *es, const fl
       kd_vm m = kd_tail(k);
       kd_vf g = kd_klsum_vec(kd_load_part(s + j, k, m), kd_load_part(t + j, k, m),
                              kd_load_part(es + j, k, m), kd_load_part(et + j, k, m), row, kl,
-                             store, m, &f[0], &inf, &max_abs, &max_err);
+                             store, m, &f[0], &max_abs, &max_err);
       if (store) kd_store_part(grad + j, k, m, g);
     }
-    sum += kd_hsum_n(f, KD_DIV_U);
+    sum += kd_div_block_sum(f, j0, end, s, t, row, kl, 1, &inf);
   }
   if (store) {
     stats->others = 0.0;
@@ -138,33 +179,29 @@ kd_klsum_row(size_t n, const float *s, const float *t, const float *es, const fl
 }
 
 double KD_FN(klsum)(size_t n, const float *s, const float *t, const float *es,
-                    const float *et, const kd_ce_row *row, int kl, float *grad,
+                    const float *et, const kd_ce_row *row_in, int kl, float *grad,
                     kd_grad_stats *stats) {
+  /* A local copy: grad is a float * and could alias *row_in's float fields,
+   * so reading them there reloads them after every store (as in cegrad). */
+  const kd_ce_row row = *row_in;
   if (grad)
-    return kl ? kd_klsum_row(n, s, t, es, et, row, 1, grad, 1, stats)
-              : kd_klsum_row(n, s, t, es, et, row, 0, grad, 1, stats);
-  return kl ? kd_klsum_row(n, s, t, es, et, row, 1, NULL, 0, NULL)
-            : kd_klsum_row(n, s, t, es, et, row, 0, NULL, 0, NULL);
+    return kl ? kd_klsum_row(n, s, t, es, et, &row, 1, grad, 1, stats)
+              : kd_klsum_row(n, s, t, es, et, &row, 0, grad, 1, stats);
+  return kl ? kd_klsum_row(n, s, t, es, et, &row, 1, NULL, 0, NULL)
+            : kd_klsum_row(n, s, t, es, et, &row, 0, NULL, 0, NULL);
 }
 
 /* One vector of divloss (kind constant): adds es, et and the term (times T) in lanes m. */
 static inline __attribute__((always_inline)) void
 kd_divloss_vec(kd_vf x, kd_vf y, const kd_ce_row *row, int kind, kd_vm m, kd_vf *fs, kd_vf *ft,
-               kd_vf *f, kd_vm *inf) {
-  const kd_vf ninf = kd_set1(-INFINITY), it = kd_set1(row->inv_temp);
-  const kd_vf smax = kd_set1(row->s_max);
-  kd_vf e_s = kd_exp(kd_mul(kd_sub(x, smax), it));
+               kd_vf *f) {
+  const kd_vf it = kd_set1(row->inv_temp);
+  kd_vf e_s = kd_exp(kd_mul(kd_sub(x, kd_set1(row->s_max)), it));
   kd_vf e_t = kd_exp(kd_mul(kd_sub(y, kd_set1(row->t_max)), it));
   *fs = kd_add_m(*fs, m, e_s);
   *ft = kd_add_m(*ft, m, e_t);
   /* 1/T joins the sum in the row loop. */
-  kd_vf val = kind == 0 ? kd_sub(smax, x) : kd_gap_parts(x, y, row);
-  kd_vf term = kd_mul(kind == 2 ? e_s : e_t, val);
-  kd_vm sm = kd_eq(x, ninf), tm = kd_eq(y, ninf);
-  *f = kd_add_m(*f, m, kd_select(kd_mor(sm, tm), kd_zero(), term));
-  /* SCE, KL: infinite where only the student masks; reverse KL: only the teacher. */
-  kd_vm only = kind == 2 ? kd_mand(tm, kd_gt(x, ninf)) : kd_mand(sm, kd_gt(y, ninf));
-  *inf = kd_mor(*inf, kd_mand(m, only));
+  *f = kd_fmadd_m(*f, m, kind == 2 ? e_s : e_t, kd_div_val(x, y, row, kind, 0));
 }
 
 static inline __attribute__((always_inline)) double
@@ -173,7 +210,7 @@ kd_divloss_row(size_t n, const float *s, const float *t, const kd_ce_row *row, i
   double sum = 0.0, ds = 0.0, dt = 0.0;
   kd_vm inf = kd_none();
   for (size_t j = 0; j < n;) {
-    size_t end = kd_block_end(j, n);
+    size_t j0 = j, end = kd_lane_block_end(j, n);
     kd_vf f[KD_DIV_U], fs[KD_DIV_U], ft[KD_DIV_U];
     for (int k = 0; k < KD_DIV_U; k++) f[k] = fs[k] = ft[k] = kd_zero();
     for (; j + KD_DIV_STEP <= end; j += KD_DIV_STEP) {
@@ -181,16 +218,16 @@ kd_divloss_row(size_t n, const float *s, const float *t, const kd_ce_row *row, i
         size_t i = j + k * KD_LANES;
         if (i % KD_PREFETCH_STRIDE == 0) kd_prefetch_next(row, i);
         kd_divloss_vec(kd_load(s + i), kd_load(t + i), row, kind, kd_all(), &fs[k], &ft[k],
-                       &f[k], &inf);
+                       &f[k]);
       }
     }
     for (; j < end; j += KD_LANES) {
       size_t k = end - j;
       kd_vm m = kd_tail(k);
       kd_divloss_vec(kd_load_part(s + j, k, m), kd_load_part(t + j, k, m), row, kind, m, &fs[0],
-                     &ft[0], &f[0], &inf);
+                     &ft[0], &f[0]);
     }
-    sum += kd_hsum_n(f, KD_DIV_U);
+    sum += kd_div_block_sum(f, j0, end, s, t, row, kind, 0, &inf);
     ds += kd_hsum_n(fs, KD_DIV_U);
     dt += kd_hsum_n(ft, KD_DIV_U);
   }
@@ -226,7 +263,10 @@ kd_divstats_vec(kd_vf x, kd_vf y, kd_vf e_s, kd_vf e_t, const kd_ce_row *row, in
   kd_vf d = kd_fmadd(parts, it, kd_set1(row->log_zs_zt));
   kd_vm sm = kd_eq(x, ninf), tm = kd_eq(y, ninf);
   kd_vf v, term;
-  if (!jsd) {
+  if (jsd < 0) { /* reverse KL without masks (KD_FN(divstats)) */
+    v = d;
+    term = kd_mul(e_s, kd_mul(parts, it));
+  } else if (!jsd) {
     v = kd_select(kd_mor(sm, tm), zero, d);
     term = kd_select(tm, ninf, kd_mul(e_s, kd_mul(parts, it)));
     term = kd_select(sm, zero, term);
@@ -307,7 +347,16 @@ kd_divstats_row(size_t n, const float *s, const float *t, float *es_q, float *et
 
 double KD_FN(divstats)(size_t n, const float *s, const float *t, float *es_q, float *et_v,
                        const kd_ce_row *row, int jsd, kd_ce_sums *sums) {
-  if (!jsd) return kd_divstats_row(n, s, t, es_q, et_v, row, 0, sums);
+  if (!jsd) {
+    /* Reverse KL: first without the masks, where a -inf logit makes d, and
+     * so the sums, NaN; such a row is redone with them from its exps,
+     * recomputed by pass 2 (es and et now hold q and v). */
+    double sum = kd_divstats_row(n, s, t, es_q, et_v, row, -1, sums);
+    if (isfinite(sum) && isfinite(sums->qw)) return sum;
+    double zs, zt;
+    KD_FN(expsum2)(n, s, t, row, es_q, et_v, &zs, &zt);
+    return kd_divstats_row(n, s, t, es_q, et_v, row, 0, sums);
+  }
   return row->beta >= 0.125f ? kd_divstats_row(n, s, t, es_q, et_v, row, 2, sums)
                              : kd_divstats_row(n, s, t, es_q, et_v, row, 1, sums);
 }

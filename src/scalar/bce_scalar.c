@@ -6,32 +6,25 @@
 /* softplus(x) - sigmoid(y) x = |x| sigmoid(-sign(x) y) + log1p(exp(-|x|)):
  * two terms >= 0, no cancellation. c = sigmoid(-|y|) = e/(1+e), e = exp(-|y|);
  * sigmoid(-sign(x) y) is c where x and y have the same sign, else 1/(1+e).
- * 0 * (x - y) makes any NaN or infinity in either input show in the sum. */
+ * 0 * y makes a NaN or infinity in y show in the sum; one in x shows through
+ * |x| sig. */
 static inline float bce_term(float x, float y, float ex, float ey) {
   float rcp = 1.0f / (1.0f + ey);
   float sig = (x >= 0.0f) == (y >= 0.0f) ? ey * rcp : rcp;
-  return fabsf(x) * sig + log1pf(ex) + 0.0f * (x - y);
+  return fabsf(x) * sig + log1pf(ex) + 0.0f * y;
 }
 
-/* sigmoid(x) - sigmoid(y). Near x == y: sign(x-y) sigmoid(hi) sigmoid(-lo)
- * (-expm1(-|x-y|)), an identity whose factors are each relatively accurate;
- * elsewhere the difference of the two sigmoids, each written through
- * c(z) = sigmoid(-|z|) so that the terms cancel by at most 8x. */
+/* sigmoid(x) - sigmoid(y) = -sigmoid(x) sigmoid(-y) expm1(y - x) near x == y,
+ * else sigmoid(x) sigmoid(-y) - sigmoid(y) sigmoid(-x) (cancels by at most
+ * 2.6x there); each sigmoid 1/(1+e) or e/(1+e), e = exp(-|z|). */
 static inline float bce_grad(float x, float y, float ex, float ey) {
   float rx = 1.0f / (1.0f + ex), ry = 1.0f / (1.0f + ey);
   float cx = ex * rx, cy = ey * ry; /* sigmoid(-|x|), sigmoid(-|y|) */
-  float d = x - y;
-  if (fabsf(d) < KD_EXPM1_BAND) {
-    int x_hi = x > y;
-    float hi = x_hi ? x : y, c_hi = x_hi ? cx : cy, r_hi = x_hi ? rx : ry;
-    float lo = x_hi ? y : x, c_lo = x_hi ? cy : cx, r_lo = x_hi ? ry : rx;
-    float sig_hi = hi >= 0.0f ? r_hi : c_hi, sig_neg_lo = lo >= 0.0f ? c_lo : r_lo;
-    float g = sig_hi * sig_neg_lo * -expm1f(-fabsf(d));
-    return x_hi ? g : -g;
-  }
-  float sx = x >= 0.0f ? -cx : cx, sy = y >= 0.0f ? -cy : cy; /* sigmoid - (x >= 0) */
-  float ones = (float)(x >= 0.0f) - (float)(y >= 0.0f);
-  return (sx - sy) + ones;
+  float sig_x = x >= 0.0f ? rx : cx, sig_nx = x >= 0.0f ? cx : rx;
+  float sig_y = y >= 0.0f ? ry : cy, sig_ny = y >= 0.0f ? cy : ry;
+  float d = y - x;
+  if (fabsf(d) < KD_EXPM1_BAND) return -(sig_x * sig_ny) * expm1f(d);
+  return sig_x * sig_ny - sig_y * sig_nx;
 }
 
 double kd_f32_bce_scalar(size_t n, const float *s, const float *t) {
