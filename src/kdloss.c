@@ -352,6 +352,37 @@ static int grad_finish(const kd_kernels *k, const kd_ce_row *row, size_t n, cons
   return 0;
 }
 
+/* JSD by the direct pass (jsd_passes.h has the math and both bounds) after
+ * pass 2. Returns 1 with the row distance in *d, and the gradient in g when
+ * g is not NULL, when the row's bounds meet the contract; else 0, and the
+ * row must go through divstats (when g is not NULL, es and et hold q and v
+ * by then, and out may hold a partial gradient). */
+static int jsd_fast(const kd_kernels *k, kd_ce_row *row, size_t n, const float *s,
+                    const float *t, float *es, float *et, float *g, float *out, size_t argmax,
+                    double zs, double zt, double scale, double *d) {
+  const double u = 0x1p-24, beta = row->beta;
+  double lz = log(zs / zt), c1 = beta * zs / zt;
+  kd_jsd_sums js;
+  double sum = k->jsdfast(n, s, t, es, et, row, (float)c1, g != NULL, &js);
+  double dist = -sum / zs, h = -(beta * log(beta) + (1.0 - beta) * log1p(-beta));
+  double err = u * (-5.0 * js.bc / zs + 3.0 * h + 5.0 * beta * fmax(lz, 0.0) +
+                    3.0 * fmax(log(c1 + (1.0 - beta)), 0.0) + 0.5 * beta * fabs(lz) + 4.0);
+  /* !(a <= b) is true for NaN too: an overflow on the way goes to divstats. */
+  if (!(err <= 6e-6 * dist + 1e-6)) return 0;
+  *d = dist;
+  if (!g) return 1;
+  if (!isfinite(js.qv) || !(js.v_max < INFINITY)) return 0;
+  row->q_sum = (float)js.q;
+  row->qw_sum = (float)js.qv;
+  row->qu_sum = 0.0f;
+  if (scale_below(scale, KD_CE_SCALE_LEAST * fmax(1.0, js.v_max / 1e5))) return 0;
+  /* lambda's error in the gradient, to be within 5e-6 of the largest: as
+   * kd_ce_grad_redo's u_size, which it tests against KD_COND_LIMIT times that. */
+  double v_err = (1.0 - beta) * 3.6 * u * (js.qw_max + (js.qw + 2.0) / zs);
+  kd_ce_sums w_form = {js.q, js.qv, 0.0, (float)(v_err * (KD_COND_LIMIT / 5e-6) / js.q)};
+  return !grad_finish(k, row, n, es, et, g, out, argmax, zs, &w_form);
+}
+
 /* One softmax row after pass 1, in float: the row distance, and the
  * gradient into g when g is not NULL. es: scratch of 2*cols floats. */
 static double softmax_row(const kd_kernels *k, const request *r, const float *s,
@@ -392,6 +423,11 @@ static double softmax_row(const kd_kernels *k, const request *r, const float *s,
       return softmax_row_f64(r, s, t, scale, g);
     if (g && out != g) memcpy(g, out, n * sizeof *g);
     return d;
+  }
+  if (dist == KD_JSD) {
+    double d;
+    if (jsd_fast(k, row, n, s, t, es, et, g, out, argmax, zs, zt, scale, &d)) return d;
+    if (g) k->expsum2(n, s, t, row, es, et, &zs, &zt); /* es, et again */
   }
   if (dist == KD_KL_DIV_REVERSE || dist == KD_JSD) {
     kd_ce_sums sums;
