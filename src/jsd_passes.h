@@ -14,27 +14,36 @@
  * and the row distance is -sum_j term_j. One log per element, no exp, no
  * division. Each term is <= 0 (log x <= x - 1), so the float sum loses only
  * rounding of its own size, at most 2^-24 per addition a lane makes in a
- * block (32 on NEON: 1.9e-6 relative). Per element, against the exact
- * value, term_j errs by the log's ulp of L_j, the exps' and the products'
- * rounding (~4 ulp of M'_j) and the rounding of y, zl and lz; the loss so
- * gets, in units of 2^-24 (H_beta the binary entropy of beta; P = -sum bc/zs):
- *   E = 5 P + 3 H_beta + 5 beta max(lz, 0) + 3 max(log(c1 + c2), 0)
- *       + beta |lz| / 2 + 4,
- * using sum_j M'_j |L_j| <= -sum bc + zs (H_beta + beta max(lz, 0)
- * + max(log(c1 + c2), 0)) (L_j >= log(c1 et_j) and log(c2 es_j), and
- * <= log(c1 + c2)) and sum_j (c1 et_j |zl_j| + c2 es_j |y_j|) <= -sum bc
- * + 2 beta zs max(lz, 0) (y, z <= 0). Unlike divstats this error does not
- * shrink with the distance (lambda from logs of probabilities, not from
- * log(r/q) exactly): the row loop keeps the row when E is within the
- * contract (1e-6 absolute, 6e-6 relative leaving room for the sum), else
- * reruns it through divstats. With the gradient (w-form of cegrad, v_j =
- * (1-beta) lambda_j), lambda_j errs by at most 3.6 (|lambda_j| - y_j + 1)
- * 2^-24, so grad_j = scale q_j (sum_k q_k v_k - v_j sum q) errs by at most
- *   |scale| (1-beta) 3.6 2^-24 (max_j q_j w_j + (sum_j q_j w_j + 2)/zs),
- * w_j = |lambda_j| - y_j, q_max = 1/zs; the row loop compares that with the
- * largest gradient, as it does cegrad's own rounding, and reruns a row that
- * needs more (nearly identical rows, whose gradient is ~d while lambda's
- * error is not) through divstats.
+ * block (32 on NEON: 1.9e-6 relative).
+ * Loss error. To first order, in units of 2^-24 and of zs: the log's ulp,
+ * 2.02 M'_j |L_j|; the products' and the sum's rounding in M'_j, 1.5 M'_j
+ * (they move the loss by -sum dM'_j); the exps' errors and c1's rounding,
+ * 1.5 in all (the loss's derivative in q_j is -(1-beta) lambda_j: a relative
+ * error of the exps moves it only by their q-weighted mean); the rounding
+ * of y, zl (with lz's) and bc, 2.5 (c1 et_j |zl_j| + c2 es_j |y_j|)
+ * + 1.5 c1 et_j |lz|. With sum_j M'_j |L_j| <= -sum bc + zs (H_beta
+ * + beta max(lz, 0) + max(log(c1 + c2), 0)) (L_j >= log(c1 et_j) and
+ * log(c2 es_j), <= log(c1 + c2); H_beta the binary entropy of beta) and
+ * sum_j (c1 et_j |zl_j| + c2 es_j |y_j|) <= -sum bc + 2 beta zs max(lz, 0)
+ * (y, z <= 0), the loss errs by at most 2^-24 times
+ *   E = 5 P + 3 H_beta + 12 beta max(lz, 0) + 3 max(log(c1 + c2), 0)
+ *       + 2 beta |lz| + 4,   P = -sum_j bc_j / zs.
+ * Unlike divstats' this does not shrink with the distance: the row loop
+ * keeps the row when E is within the contract (1e-6 absolute, 6e-6
+ * relative, leaving room for the sum), else reruns it through divstats.
+ * Gradient error (w-form of cegrad, v_j = (1-beta) lambda_j): lambda_j errs
+ * by at most 3.6 (w_j + 1) 2^-24, w_j = |lambda_j| - y_j (the log's ulp of
+ * L_j <= |lambda_j| + |y_j|, y's and lambda's rounding, ~2.5 from M'_j);
+ * the part common to all classes cancels in grad_j = scale q_j (sum_k q_k
+ * v_k - v_j sum q), the rest moves it by at most |scale| (1-beta) 3.6
+ * 2^-24 q_j (w_j + 1 + e), e = sum_k q_k (w_k + 1). The row loop takes the
+ * largest over j (when the most probable class is minus the sum of the
+ * others, q_j <= 1 - q_max for every other j) against the largest gradient,
+ * as it does cegrad's own rounding, and reruns a row that needs more
+ * through divstats: nearly identical rows, whose gradient is ~d while
+ * lambda's error is not; rows whose supports barely meet, whose gradient
+ * vanishes; and, since the gradient is ~beta (1-beta) d, small betas (the
+ * row loop does not try the gradient below KD_JSD_FAST_BETA).
  * Masks and underflow: y and zl are clamped at KD_JSD_FLOOR (a class whose
  * exp is 0, so the products are 0 and lambda stays finite); M' below
  * FLT_MIN (both exps 0, or c1 et_j under FLT_MIN) is raised to FLT_MIN for
@@ -54,7 +63,7 @@
 
 /* The per-row constants as vectors. */
 typedef struct kd_jsd_lanes {
-  kd_vf c1, c2, lz, s_max, t_max, inv_temp, inv_zs, floor, least;
+  kd_vf c1, c2, lz, s_max, t_max, inv_temp, inv_zs, floor, least, one;
 } kd_jsd_lanes;
 
 /* Accumulators of one block: u vectors each. */
@@ -67,7 +76,7 @@ typedef struct kd_jsd_acc {
 static inline __attribute__((always_inline)) void
 kd_jsdfast_vec(kd_vf x, kd_vf y, kd_vf e_s, kd_vf e_t, const kd_jsd_lanes *c, int grad, kd_vm m,
                kd_jsd_acc *acc, int k, kd_vf *q_out, kd_vf *v_out, kd_vf *l_max,
-               kd_vf *qw_max) {
+               kd_vf *qw_max, kd_vf *qw_top) {
   kd_vf a = kd_mul(c->c1, e_t), b = kd_mul(c->c2, e_s), mm = kd_add(a, b);
   kd_vf lm = kd_log(kd_max(mm, c->least));
   kd_vf ys = kd_max(kd_mul(kd_sub(x, c->s_max), c->inv_temp), c->floor);
@@ -83,7 +92,10 @@ kd_jsdfast_vec(kd_vf x, kd_vf y, kd_vf e_s, kd_vf e_t, const kd_jsd_lanes *c, in
   acc->qv[k] = kd_fmadd_m(acc->qv[k], m, q, v);
   acc->qw[k] = kd_add_m(acc->qw[k], m, qw);
   *l_max = kd_max_m(*l_max, m, l_abs);
-  *qw_max = kd_max_m(*qw_max, m, qw);
+  /* Apart: the classes with es = 1 (the most probable). */
+  kd_vm top = kd_eq(e_s, c->one);
+  *qw_max = kd_max_m(*qw_max, kd_mand(m, kd_mnot(top)), qw);
+  *qw_top = kd_max_m(*qw_top, kd_mand(m, top), qw);
   *q_out = q;
   *v_out = v;
 }
@@ -95,10 +107,10 @@ kd_jsdfast_row(size_t n, const float *s, const float *t, float *es_q, float *et_
                           kd_set1(row->log_zs_zt), kd_set1(row->s_max),
                           kd_set1(row->t_max),   kd_set1(row->inv_temp),
                           kd_set1(row->inv_zs),  kd_set1(KD_JSD_FLOOR),
-                          kd_set1(FLT_MIN)};
+                          kd_set1(FLT_MIN),      kd_set1(1.0f)};
   double sum = 0.0, dbc = 0.0, dq = 0.0, dqv = 0.0, dqw = 0.0;
   /* Both maxima start at 0 and take values >= 0, as kd_max_m asks. */
-  kd_vf l_max = kd_zero(), qw_max = kd_zero(), q, v;
+  kd_vf l_max = kd_zero(), qw_max = kd_zero(), qw_top = kd_zero(), q, v;
   for (size_t j = 0; j < n;) {
     size_t end = kd_block_end(j, n);
     kd_jsd_acc acc;
@@ -108,7 +120,7 @@ kd_jsdfast_row(size_t n, const float *s, const float *t, float *es_q, float *et_
       for (int k = 0; k < KD_JSD_U; k++) {
         size_t i = j + k * KD_LANES;
         kd_jsdfast_vec(kd_load(s + i), kd_load(t + i), kd_load(es_q + i), kd_load(et_v + i), &c,
-                       grad, kd_all(), &acc, k, &q, &v, &l_max, &qw_max);
+                       grad, kd_all(), &acc, k, &q, &v, &l_max, &qw_max, &qw_top);
         if (!grad) continue;
         kd_store(es_q + i, q);
         kd_store(et_v + i, v);
@@ -119,7 +131,7 @@ kd_jsdfast_row(size_t n, const float *s, const float *t, float *es_q, float *et_
       kd_vm m = kd_tail(k);
       kd_jsdfast_vec(kd_load_part(s + j, k, m), kd_load_part(t + j, k, m),
                      kd_load_part(es_q + j, k, m), kd_load_part(et_v + j, k, m), &c, grad, m,
-                     &acc, 0, &q, &v, &l_max, &qw_max);
+                     &acc, 0, &q, &v, &l_max, &qw_max, &qw_top);
       if (!grad) continue;
       kd_store_part(es_q + j, k, m, q);
       kd_store_part(et_v + j, k, m, v);
@@ -137,6 +149,7 @@ kd_jsdfast_row(size_t n, const float *s, const float *t, float *es_q, float *et_
   sums->qw = dqw;
   sums->v_max = grad ? (1.0f - row->beta) * kd_hmax(l_max) : 0.0f;
   sums->qw_max = grad ? kd_hmax(qw_max) : 0.0f;
+  sums->qw_top = grad ? kd_hmax(qw_top) : 0.0f;
   return sum;
 }
 

@@ -202,12 +202,14 @@ typedef double (*kd_divstats_fn)(size_t n, const float *s, const float *t, float
  * and into sums the bound's sum; with grad, overwrites es with q_j and et
  * with v_j as divstats does and fills the gradient's sums. */
 #define KD_JSD_FLOOR (-256.0f) /* y and zl clamp: exp of it is 0 */
+#define KD_JSD_FAST_BETA 0.25f /* the gradient by the direct pass from this beta up */
 typedef struct kd_jsd_sums {
   double bc;     /* sum_j (c1 et_j zl_j + c2 es_j y_j) */
   double q, qv;  /* grad: sum q, sum q*v */
   double qw;     /* grad: sum q_j w_j, w_j = |lambda_j| - y_j */
   float v_max;   /* grad: max |v_j| */
-  float qw_max;  /* grad: max q_j w_j */
+  float qw_max;  /* grad: max q_j w_j over the classes with es_j < 1 */
+  float qw_top;  /* grad: and over those with es_j = 1 */
 } kd_jsd_sums;
 typedef double (*kd_jsdfast_fn)(size_t n, const float *s, const float *t, float *es_q,
                                 float *et_v, const kd_ce_row *row, float c1, int grad,
