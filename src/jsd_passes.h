@@ -14,7 +14,7 @@
  * and the row distance is -sum_j term_j. One log per element, no exp, no
  * division. Each term is <= 0 (log x <= x - 1), so the float sum loses only
  * rounding of its own size, at most 2^-24 per addition a lane makes in a
- * block (32 on NEON: 1.9e-6 relative).
+ * block (KD_BLOCK / 4 / KD_JSD_U = 32: 1.9e-6 relative).
  * Loss error. To first order, in units of 2^-24 and of zs: the log's ulp,
  * 2.02 M'_j |L_j|; the products' and the sum's rounding in M'_j, 1.5 M'_j
  * (they move the loss by -sum dM'_j); the exps' errors and c1's rounding,
@@ -60,6 +60,8 @@
 
 #define KD_JSD_U 2
 #define KD_JSD_STEP (KD_JSD_U * KD_LANES)
+/* Elements per float partial sum: KD_BLOCK / 4 per lane, as ce_passes.h. */
+#define KD_JSD_BLOCK (KD_BLOCK / 4 * KD_LANES)
 
 /* The per-row constants as vectors. */
 typedef struct kd_jsd_lanes {
@@ -112,7 +114,7 @@ kd_jsdfast_row(size_t n, const float *s, const float *t, float *es_q, float *et_
   /* Both maxima start at 0 and take values >= 0, as kd_max_m asks. */
   kd_vf l_max = kd_zero(), qw_max = kd_zero(), qw_top = kd_zero(), q, v;
   for (size_t j = 0; j < n;) {
-    size_t end = kd_block_end(j, n);
+    size_t end = n - j < KD_JSD_BLOCK ? n : j + KD_JSD_BLOCK;
     kd_jsd_acc acc;
     for (int k = 0; k < KD_JSD_U; k++)
       acc.f[k] = acc.bc[k] = acc.q[k] = acc.qv[k] = acc.qw[k] = kd_zero();

@@ -363,13 +363,14 @@ enum { KD_JSD_NONE, KD_JSD_DONE, KD_JSD_LOSS };
 static int jsd_fast(const kd_kernels *k, kd_ce_row *row, size_t n, const float *s,
                     const float *t, float *es, float *et, float *g, float *out, size_t argmax,
                     double zs, double zt, double scale, double *d) {
-  const double u = 0x1p-24, beta = row->beta;
-  double lz = log(zs / zt), c1 = beta * zs / zt;
+  const double u = 0x1p-24, beta = row->beta, lz = row->log_zs_zt;
   kd_jsd_sums js;
-  double sum = k->jsdfast(n, s, t, es, et, row, (float)c1, g != NULL, &js);
-  double dist = -sum / zs, h = -(beta * log(beta) + (1.0 - beta) * log1p(-beta));
-  double err = u * (-5.0 * js.bc / zs + 3.0 * h + 12.0 * beta * fmax(lz, 0.0) +
-                    3.0 * fmax(log(c1 + (1.0 - beta)), 0.0) + 2.0 * beta * fabs(lz) + 4.0);
+  double sum = k->jsdfast(n, s, t, es, et, row, (float)(beta * zs / zt), g != NULL, &js);
+  /* jsd_passes.h's E with H_beta <= log 2 and log(c1 + c2) <= max(lz, 0):
+   * no log per row. */
+  double dist = -sum / zs;
+  double err = u * (-5.0 * js.bc / zs + (12.0 * beta + 3.0) * fmax(lz, 0.0) +
+                    2.0 * beta * fabs(lz) + 6.1);
   /* !(a <= b) is true for NaN too: an overflow on the way goes to divstats. */
   if (!isfinite(dist) || !(err <= 6e-6 * dist + 1e-6)) return KD_JSD_NONE;
   *d = dist;
