@@ -441,9 +441,9 @@ static double softmax_row(const kd_kernels *k, const request *r, const float *s,
     /* The direct pass's gradient error is ~1/beta of the gradient's size
      * where divstats' is not: below KD_JSD_FAST_BETA its gradient would
      * rarely stand, and divstats does the row alone. */
-    int fast = jsd && (!g || row->beta >= KD_JSD_FAST_BETA)
-                   ? jsd_fast(k, row, n, s, t, es, et, g, out, argmax, zs, zt, scale, &d)
-                   : KD_JSD_NONE;
+    int tried = jsd && (!g || row->beta >= KD_JSD_FAST_BETA);
+    int fast = tried ? jsd_fast(k, row, n, s, t, es, et, g, out, argmax, zs, zt, scale, &d)
+                     : KD_JSD_NONE;
     if (fast == KD_JSD_DONE) return d;
     if (fast == KD_JSD_LOSS) {
       /* The distance stands; the gradient from divstats, which reads q from
@@ -453,7 +453,7 @@ static double softmax_row(const kd_kernels *k, const request *r, const float *s,
       row_q.inv_zs = 1.0f;
       k->divstats(n, s, t, es, et, &row_q, 1, &sums);
     } else {
-      if (jsd && g) k->expsum2(n, s, t, row, es, et, &zs, &zt); /* es, et again */
+      if (tried && g) k->expsum2(n, s, t, row, es, et, &zs, &zt); /* es, et again */
       double sum = k->divstats(n, s, t, es, et, row, jsd, &sums);
       d = jsd ? sum : -sum / zs - log(zs / zt);
       if (!isfinite(d)) return softmax_row_f64(r, s, t, scale, g);
