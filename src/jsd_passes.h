@@ -74,10 +74,10 @@ typedef struct kd_jsd_acc {
 } kd_jsd_acc;
 
 /* One vector of jsdfast: the sums of acc slot k in lanes m; with the
- * gradient q and v into *q_out, *v_out and the maxima of |lambda| and q w. */
+ * gradient q and v into *q_out, *v_out and the maxima of q |lambda| and q w. */
 static inline __attribute__((always_inline)) void
 kd_jsdfast_vec(kd_vf x, kd_vf y, kd_vf e_s, kd_vf e_t, const kd_jsd_lanes *c, int grad, kd_vm m,
-               kd_jsd_acc *acc, int k, kd_vf *q_out, kd_vf *v_out, kd_vf *l_max,
+               kd_jsd_acc *acc, int k, kd_vf *q_out, kd_vf *v_out, kd_vf *ql_max,
                kd_vf *qw_max, kd_vf *qw_top) {
   kd_vf a = kd_mul(c->c1, e_t), b = kd_mul(c->c2, e_s), mm = kd_add(a, b);
   kd_vf lm = kd_log(kd_max(mm, c->least));
@@ -87,13 +87,13 @@ kd_jsdfast_vec(kd_vf x, kd_vf y, kd_vf e_s, kd_vf e_t, const kd_jsd_lanes *c, in
   acc->f[k] = kd_add_m(acc->f[k], m, kd_fmsub(mm, lm, bc));
   acc->bc[k] = kd_add_m(acc->bc[k], m, bc);
   if (!grad) return;
-  kd_vf q = kd_mul(e_s, c->inv_zs), lambda = kd_sub(lm, ys), l_abs = kd_abs(lambda);
-  kd_vf qw = kd_mul(q, kd_sub(l_abs, ys));
+  kd_vf q = kd_mul(e_s, c->inv_zs), lambda = kd_sub(lm, ys);
+  kd_vf ql = kd_mul(q, kd_abs(lambda)), qw = kd_fnmadd(q, ys, ql);
   kd_vf v = kd_mul(c->c2, lambda);
   acc->q[k] = kd_add_m(acc->q[k], m, q);
   acc->qv[k] = kd_fmadd_m(acc->qv[k], m, q, v);
   acc->qw[k] = kd_add_m(acc->qw[k], m, qw);
-  *l_max = kd_max_m(*l_max, m, l_abs);
+  *ql_max = kd_max_m(*ql_max, m, ql);
   /* Apart: the classes with es = 1 (the most probable). */
   kd_vm top = kd_eq(e_s, c->one);
   *qw_max = kd_max_m(*qw_max, kd_mand(m, kd_mnot(top)), qw);
@@ -112,7 +112,7 @@ kd_jsdfast_row(size_t n, const float *s, const float *t, float *es_q, float *et_
                           kd_set1(FLT_MIN),      kd_set1(1.0f)};
   double sum = 0.0, dbc = 0.0, dq = 0.0, dqv = 0.0, dqw = 0.0;
   /* Both maxima start at 0 and take values >= 0, as kd_max_m asks. */
-  kd_vf l_max = kd_zero(), qw_max = kd_zero(), qw_top = kd_zero(), q, v;
+  kd_vf ql_max = kd_zero(), qw_max = kd_zero(), qw_top = kd_zero(), q, v;
   for (size_t j = 0; j < n;) {
     size_t end = n - j < KD_JSD_BLOCK ? n : j + KD_JSD_BLOCK;
     kd_jsd_acc acc;
@@ -122,7 +122,7 @@ kd_jsdfast_row(size_t n, const float *s, const float *t, float *es_q, float *et_
       for (int k = 0; k < KD_JSD_U; k++) {
         size_t i = j + k * KD_LANES;
         kd_jsdfast_vec(kd_load(s + i), kd_load(t + i), kd_load(es_q + i), kd_load(et_v + i), &c,
-                       grad, kd_all(), &acc, k, &q, &v, &l_max, &qw_max, &qw_top);
+                       grad, kd_all(), &acc, k, &q, &v, &ql_max, &qw_max, &qw_top);
         if (!grad) continue;
         kd_store(es_q + i, q);
         kd_store(et_v + i, v);
@@ -133,7 +133,7 @@ kd_jsdfast_row(size_t n, const float *s, const float *t, float *es_q, float *et_
       kd_vm m = kd_tail(k);
       kd_jsdfast_vec(kd_load_part(s + j, k, m), kd_load_part(t + j, k, m),
                      kd_load_part(es_q + j, k, m), kd_load_part(et_v + j, k, m), &c, grad, m,
-                     &acc, 0, &q, &v, &l_max, &qw_max, &qw_top);
+                     &acc, 0, &q, &v, &ql_max, &qw_max, &qw_top);
       if (!grad) continue;
       kd_store_part(es_q + j, k, m, q);
       kd_store_part(et_v + j, k, m, v);
@@ -149,7 +149,7 @@ kd_jsdfast_row(size_t n, const float *s, const float *t, float *es_q, float *et_
   sums->q = dq;
   sums->qv = dqv;
   sums->qw = dqw;
-  sums->v_max = grad ? (1.0f - row->beta) * kd_hmax(l_max) : 0.0f;
+  sums->ql_max = grad ? kd_hmax(ql_max) : 0.0f;
   sums->qw_max = grad ? kd_hmax(qw_max) : 0.0f;
   sums->qw_top = grad ? kd_hmax(qw_top) : 0.0f;
   return sum;

@@ -375,11 +375,12 @@ static int jsd_fast(const kd_kernels *k, kd_ce_row *row, size_t n, const float *
   if (!isfinite(dist) || !(err <= 6e-6 * dist + 1e-6)) return KD_JSD_NONE;
   *d = dist;
   if (!g) return KD_JSD_DONE;
-  if (!isfinite(js.qv) || !(js.v_max < INFINITY)) return KD_JSD_LOSS;
+  if (!isfinite(js.qv)) return KD_JSD_LOSS;
   row->q_sum = (float)js.q;
   row->qw_sum = (float)js.qv;
   row->qu_sum = 0.0f;
-  if (scale_below(scale, KD_CE_SCALE_LEAST * fmax(1.0, js.v_max / 1e5))) return KD_JSD_LOSS;
+  /* |v_j| < 400 (y >= KD_JSD_FLOOR, log M' in [log FLT_MIN, log(n + 1)]). */
+  if (scale_below(scale, KD_CE_SCALE_LEAST)) return KD_JSD_LOSS;
   /* lambda's error in the gradient (jsd_passes.h), to be within 5e-6 of the
    * largest: as kd_ce_grad_redo's u_size, which it tests against
    * KD_COND_LIMIT times that. When dominant (as grad_finish decides), the
@@ -389,6 +390,11 @@ static int jsd_fast(const kd_kernels *k, kd_ce_row *row, size_t n, const float *
   double size = zs < 2.0 ? fmax(js.qw_max, js.qw) + (1.0 - q_max) * (1.0 + e_bar)
                          : fmax(js.qw_max, js.qw_top) + q_max * (1.0 + e_bar);
   double v_err = (1.0 - beta) * 3.6 * u * size;
+  /* A row that must fail the test (grad_j <= scale q_j (|sum q v| + |v_j| sum q),
+   * the dominant class <= the sum of the others) skips cegrad. */
+  double most = js.q * (1.0 - beta) * js.ql_max + q_max * fabs(js.qv);
+  if (zs < 2.0) most = fmax(most, js.q * (1.0 - beta) * js.qw + fabs(js.qv));
+  if (v_err > 5e-6 * 1.001 * most) return KD_JSD_LOSS;
   kd_ce_sums w_form = {js.q, js.qv, 0.0, (float)(v_err * (KD_COND_LIMIT / 5e-6) / js.q)};
   return grad_finish(k, row, n, es, et, g, out, argmax, zs, &w_form) ? KD_JSD_LOSS : KD_JSD_DONE;
 }

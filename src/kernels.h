@@ -207,7 +207,7 @@ typedef struct kd_jsd_sums {
   double bc;     /* sum_j (c1 et_j zl_j + c2 es_j y_j) */
   double q, qv;  /* grad: sum q, sum q*v */
   double qw;     /* grad: sum q_j w_j, w_j = |lambda_j| - y_j */
-  float v_max;   /* grad: max |v_j| */
+  float ql_max;  /* grad: max q_j |lambda_j| */
   float qw_max;  /* grad: max q_j w_j over the classes with es_j < 1 */
   float qw_top;  /* grad: and over those with es_j = 1 */
 } kd_jsd_sums;

@@ -681,7 +681,8 @@ static void jsdfast_body(const kd_kernels *simd, const kd_kernels *scalar, row_c
         near_enough(&at, "sum q", 0, sums[1].q, sums[0].q, TK_K_SUM_REL * q_terms);
         near_enough(&at, "sum q v", 0, sums[1].qv, sums[0].qv, TK_K_SUM_REL * v_terms);
         near_enough(&at, "sum q w", 0, sums[1].qw, sums[0].qw, TK_K_SUM_REL * v_terms);
-        near_enough(&at, "max |v|", 0, sums[1].v_max, sums[0].v_max, TK_K_ELEM_REL * v_max);
+        near_enough(&at, "max q |lambda|", 0, sums[1].ql_max, sums[0].ql_max,
+                    TK_K_ELEM_REL * v_max + TK_K_ELEM_ABS);
         near_enough(&at, "max q w", 0, sums[1].qw_max, sums[0].qw_max,
                     TK_K_ELEM_REL * v_max + TK_K_ELEM_ABS);
         near_enough(&at, "max q w (top)", 0, sums[1].qw_top, sums[0].qw_top,

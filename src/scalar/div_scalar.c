@@ -135,7 +135,7 @@ double kd_f32_divstats_scalar(size_t n, const float *s, const float *t, float *e
 double kd_f32_jsdfast_scalar(size_t n, const float *s, const float *t, float *es_q, float *et_v,
                              const kd_ce_row *row, float c1, int grad, kd_jsd_sums *sums) {
   double sum = 0.0, dbc = 0.0, dq = 0.0, dqv = 0.0, dqw = 0.0;
-  float c2 = 1.0f - row->beta, l_max = 0.0f, qw_max = 0.0f, qw_top = 0.0f;
+  float c2 = 1.0f - row->beta, ql_max = 0.0f, qw_max = 0.0f, qw_top = 0.0f;
   for (size_t j = 0; j < n; j++) {
     float a = c1 * et_v[j], b = c2 * es_q[j], mm = a + b;
     float lm = logf(fmaxf(mm, FLT_MIN));
@@ -145,12 +145,13 @@ double kd_f32_jsdfast_scalar(size_t n, const float *s, const float *t, float *es
     sum += fmaf(mm, lm, -bc);
     dbc += bc;
     if (!grad) continue;
-    float q = es_q[j] * row->inv_zs, lambda = lm - ys, qw = q * (fabsf(lambda) - ys);
+    float q = es_q[j] * row->inv_zs, lambda = lm - ys, ql = q * fabsf(lambda);
+    float qw = fmaf(-q, ys, ql);
     float v = c2 * lambda;
     dq += q;
     dqv += q * v;
     dqw += qw;
-    l_max = fabsf(lambda) > l_max ? fabsf(lambda) : l_max;
+    ql_max = ql > ql_max ? ql : ql_max;
     if (es_q[j] < 1.0f) qw_max = qw > qw_max ? qw : qw_max;
     else qw_top = qw > qw_top ? qw : qw_top;
     es_q[j] = q;
@@ -160,7 +161,7 @@ double kd_f32_jsdfast_scalar(size_t n, const float *s, const float *t, float *es
   sums->q = dq;
   sums->qv = dqv;
   sums->qw = dqw;
-  sums->v_max = c2 * l_max;
+  sums->ql_max = ql_max;
   sums->qw_max = qw_max;
   sums->qw_top = qw_top;
   return sum;
