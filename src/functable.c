@@ -20,6 +20,7 @@
       .klsum = kd_f32_klsum_##name,                                                  \
       .divloss = kd_f32_divloss_##name,                                              \
       .divstats = kd_f32_divstats_##name,                                            \
+      .jsdfast = kd_f32_jsdfast_##name,                                              \
       .mse = kd_f32_mse_##name,                                                      \
       .msegrad = kd_f32_msegrad_##name,                                              \
       .bce = kd_f32_bce_##name,                                                      \

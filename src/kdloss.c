@@ -352,6 +352,53 @@ static int grad_finish(const kd_kernels *k, const kd_ce_row *row, size_t n, cons
   return 0;
 }
 
+/* What jsd_fast did: nothing that stands (es and et are q and v by then
+ * when g is not NULL), the row, or its distance only (es and et are q and v). */
+enum { KD_JSD_NONE, KD_JSD_DONE, KD_JSD_LOSS };
+
+/* JSD by the direct pass (jsd_passes.h has the math and both bounds) after
+ * pass 2: the row distance into *d, and the gradient into g (out as for
+ * grad_finish) when g is not NULL, as far as the row's bounds meet the
+ * contract. */
+static int jsd_fast(const kd_kernels *k, kd_ce_row *row, size_t n, const float *s,
+                    const float *t, float *es, float *et, float *g, float *out, size_t argmax,
+                    double zs, double zt, double scale, double *d) {
+  const double u = 0x1p-24, beta = row->beta, lz = row->log_zs_zt;
+  kd_jsd_sums js;
+  double sum = k->jsdfast(n, s, t, es, et, row, (float)(beta * zs / zt), g != NULL, &js);
+  /* jsd_passes.h's E with H_beta <= log 2 and log(c1 + c2) <= max(lz, 0):
+   * no log per row. */
+  double dist = -sum / zs;
+  double err = u * (-5.0 * js.bc / zs + (12.0 * beta + 3.0) * fmax(lz, 0.0) +
+                    2.0 * beta * fabs(lz) + 6.1);
+  /* !(a <= b) is true for NaN too: an overflow on the way goes to divstats. */
+  if (!isfinite(dist) || !(err <= 6e-6 * dist + 1e-6)) return KD_JSD_NONE;
+  *d = dist;
+  if (!g) return KD_JSD_DONE;
+  if (!isfinite(js.qv)) return KD_JSD_LOSS;
+  row->q_sum = (float)js.q;
+  row->qw_sum = (float)js.qv;
+  row->qu_sum = 0.0f;
+  /* |v_j| < 400 (y >= KD_JSD_FLOOR, log M' in [log FLT_MIN, log(n + 1)]). */
+  if (scale_below(scale, KD_CE_SCALE_LEAST)) return KD_JSD_LOSS;
+  /* lambda's error in the gradient (jsd_passes.h), to be within 5e-6 of the
+   * largest: as kd_ce_grad_redo's u_size, which it tests against
+   * KD_COND_LIMIT times that. When dominant (as grad_finish decides), the
+   * most probable class is minus the sum of the others, and every other
+   * class has q_j <= 1 - q_max. */
+  double q_max = 1.0 / zs, e_bar = js.qw + js.q;
+  double size = zs < 2.0 ? fmax(js.qw_max, js.qw) + (1.0 - q_max) * (1.0 + e_bar)
+                         : fmax(js.qw_max, js.qw_top) + q_max * (1.0 + e_bar);
+  double v_err = (1.0 - beta) * 3.6 * u * size;
+  /* A row that must fail the test (grad_j <= scale q_j (|sum q v| + |v_j| sum q),
+   * the dominant class <= the sum of the others) skips cegrad. */
+  double most = js.q * (1.0 - beta) * js.ql_max + q_max * fabs(js.qv);
+  if (zs < 2.0) most = fmax(most, js.q * (1.0 - beta) * js.qw + fabs(js.qv));
+  if (v_err > 5e-6 * 1.001 * most) return KD_JSD_LOSS;
+  kd_ce_sums w_form = {js.q, js.qv, 0.0, (float)(v_err * (KD_COND_LIMIT / 5e-6) / js.q)};
+  return grad_finish(k, row, n, es, et, g, out, argmax, zs, &w_form) ? KD_JSD_LOSS : KD_JSD_DONE;
+}
+
 /* One softmax row after pass 1, in float: the row distance, and the
  * gradient into g when g is not NULL. es: scratch of 2*cols floats. */
 static double softmax_row(const kd_kernels *k, const request *r, const float *s,
@@ -400,9 +447,27 @@ static double softmax_row(const kd_kernels *k, const request *r, const float *s,
   if (dist == KD_KL_DIV_REVERSE || dist == KD_JSD) {
     kd_ce_sums sums;
     int jsd = dist == KD_JSD;
-    double sum = k->divstats(n, s, t, es, et, row, jsd, &sums);
-    double d = jsd ? sum : -sum / zs - log(zs / zt);
-    if (!isfinite(d)) return softmax_row_f64(r, s, t, scale, g);
+    double d;
+    /* The direct pass's gradient error is ~1/beta of the gradient's size
+     * where divstats' is not: below KD_JSD_FAST_BETA its gradient would
+     * rarely stand, and divstats does the row alone. */
+    int tried = jsd && (!g || row->beta >= KD_JSD_FAST_BETA);
+    int fast = tried ? jsd_fast(k, row, n, s, t, es, et, g, out, argmax, zs, zt, scale, &d)
+                     : KD_JSD_NONE;
+    if (fast == KD_JSD_DONE) return d;
+    if (fast == KD_JSD_LOSS) {
+      /* The distance stands; the gradient from divstats, which reads q from
+       * es with 1/zs = 1 (the q and v it computes are those it would from
+       * the exps; its sum, from et = v, is not used). */
+      kd_ce_row row_q = *row;
+      row_q.inv_zs = 1.0f;
+      k->divstats(n, s, t, es, et, &row_q, 1, &sums);
+    } else {
+      if (tried && g) k->expsum2(n, s, t, row, es, et, &zs, &zt); /* es, et again */
+      double sum = k->divstats(n, s, t, es, et, row, jsd, &sums);
+      d = jsd ? sum : -sum / zs - log(zs / zt);
+      if (!isfinite(d)) return softmax_row_f64(r, s, t, scale, g);
+    }
     if (!g) return d;
     row->q_sum = (float)sums.q;
     row->qw_sum = (float)sums.qw;

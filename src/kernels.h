@@ -204,6 +204,23 @@ typedef double (*kd_divloss_fn)(size_t n, const float *s, const float *t, const 
 typedef double (*kd_divstats_fn)(size_t n, const float *s, const float *t, float *es_q,
                                  float *et_v, const kd_ce_row *row, int jsd,
                                  kd_ce_sums *sums);
+/* JSD by the direct pass (see jsd_passes.h), after pass 2, with c1 = beta zs/zt.
+ * Returns sum_j term_j (<= 0 up to rounding; the row distance is -sum/zs)
+ * and into sums the bound's sum; with grad, overwrites es with q_j and et
+ * with v_j as divstats does and fills the gradient's sums. */
+#define KD_JSD_FLOOR (-256.0f) /* y and zl clamp: exp of it is 0 */
+#define KD_JSD_FAST_BETA 0.25f /* the gradient by the direct pass from this beta up */
+typedef struct kd_jsd_sums {
+  double bc;     /* sum_j (c1 et_j zl_j + c2 es_j y_j) */
+  double q, qv;  /* grad: sum q, sum q*v */
+  double qw;     /* grad: sum q_j w_j, w_j = |lambda_j| - y_j */
+  float ql_max;  /* grad: max q_j |lambda_j| */
+  float qw_max;  /* grad: max q_j w_j over the classes with es_j < 1 */
+  float qw_top;  /* grad: and over those with es_j = 1 */
+} kd_jsd_sums;
+typedef double (*kd_jsdfast_fn)(size_t n, const float *s, const float *t, float *es_q,
+                                float *et_v, const kd_ce_row *row, float c1, int grad,
+                                kd_jsd_sums *sums);
 /* BCE with logits: sum_j softplus(s_j) - sigmoid(t_j) s_j (non-finite for an
  * infinite input), and grad_j = scale * (sigmoid(s_j) - sigmoid(t_j)) (grad may be s). */
 typedef double (*kd_bce_fn)(size_t n, const float *s, const float *t);
@@ -259,6 +276,7 @@ typedef struct kd_kernels {
   kd_klsum_fn klsum;
   kd_divloss_fn divloss;
   kd_divstats_fn divstats;
+  kd_jsdfast_fn jsdfast;
   kd_mse_fn mse;
   kd_msegrad_fn msegrad;
   kd_bce_fn bce;
@@ -282,6 +300,8 @@ typedef struct kd_kernels {
                               int, double *, double *);                             \
   double kd_f32_divstats_##isa(size_t, const float *, const float *, float *,       \
                                float *, const kd_ce_row *, int, kd_ce_sums *);       \
+  double kd_f32_jsdfast_##isa(size_t, const float *, const float *, float *, float *, \
+                              const kd_ce_row *, float, int, kd_jsd_sums *);          \
   double kd_f32_mse_##isa(size_t, const float *, const float *);                    \
   double kd_f32_msegrad_##isa(size_t, const float *, const float *, float, float *); \
   double kd_f32_bce_##isa(size_t, const float *, const float *);                    \

@@ -326,6 +326,37 @@ static void ce_betas(void **state) {
 
 /* Many random cases mixing every kind of input, shape and temperature; the
  * sweep's seed can be changed with KDLOSS_TEST_SEED to hunt for rare failures. */
+/* JSD's two routes (src/jsd_passes.h): the direct pass, and divstats for
+ * the rows whose error bounds it cannot meet, each against the reference,
+ * in place and not. By those bounds, at 1000 classes: independent rows at
+ * T 2 keep the direct pass for the loss and (beta 1/4 and up, most rows at
+ * 1/4) the gradient; nearly identical rows (teacher = student + 1e-3
+ * N(0, 1)) keep its loss at T 2 but mostly not at T 1/2 (their distance is
+ * ~0 while the pass's error grows with the spread of log q), and never its
+ * gradient (~d); rows whose supports barely meet (scale 10) lose its
+ * gradient; beta under KD_JSD_FAST_BETA never tries it. The rows of one
+ * call take different routes. */
+static void ce_jsd_routes(void **state) {
+  (void)state;
+  static const float betas[] = {0.1f, 0.25f, 0.5f, 0.95f};
+  static const struct { tk_inputs inputs; float scale, temperature; } kinds[] = {
+      {TK_RANDOM, 1.0f, 2.0f}, {TK_NEAR, 1.0f, 2.0f},   {TK_NEAR, 1.0f, 0.5f},
+      {TK_RANDOM, 10.0f, 2.0f}, {TK_MASKED, 1.0f, 2.0f}, {TK_MASKED_BOTH, 3.0f, 1.0f},
+      {TK_PEAKED, 1.0f, 2.0f}};
+  for (size_t b = 0; b < TK_COUNT(betas); b++)
+    for (size_t k = 0; k < TK_COUNT(kinds); k++)
+      for (int in_place = 0; in_place < 2; in_place++) {
+        tk_case c = tk_default(KD_JSD, 5, 1000);
+        c.beta = betas[b];
+        c.inputs = kinds[k].inputs;
+        c.scale = kinds[k].scale;
+        c.temperature = kinds[k].temperature;
+        c.in_place = in_place;
+        c.seed = 2400 + b * 100 + k * 10 + (uint64_t)in_place;
+        tk_run(&c);
+      }
+}
+
 static void ce_random_sweep(void **state) {
   (void)state;
   const char *env = getenv("KDLOSS_TEST_SEED");
@@ -360,7 +391,8 @@ int main(void) {
       cmocka_unit_test(ce_weights),     cmocka_unit_test(ce_masked_both),
       cmocka_unit_test(ce_random_sweep),
   };
-  const struct CMUnitTest jsd_tests[] = {cmocka_unit_test(ce_betas)};
+  const struct CMUnitTest jsd_tests[] = {cmocka_unit_test(ce_betas),
+                                         cmocka_unit_test(ce_jsd_routes)};
   /* KDLOSS_TEST_DISTANCE=name narrows the run to one distance. */
   const char *only = getenv("KDLOSS_TEST_DISTANCE");
   tk_isa_runs r = tk_isa_runs_start("softmax");

@@ -1,9 +1,10 @@
 /*
  * Every pass of every SIMD ISA this CPU and build support (the cross-entropy's,
- * MSE's and the family's: divloss, klsum, divstats, BCE), called directly and
- * compared with the same pass of the scalar table on the same inputs, in the
- * manner of XNNPACK's microkernel testers: lengths n = 1 .. 3W + 1 around the
- * vector width W, then a few long rows that cross KD_BLOCK; random, near
+ * MSE's and the family's: divloss, klsum, divstats, jsdfast, BCE), called
+ * directly and compared with the same pass of the scalar table on the same
+ * inputs, in the manner of XNNPACK's microkernel testers: lengths n = 1 ..
+ * 3W + 1 around the vector width W, then a few long rows that cross
+ * KD_BLOCK; random, near
  * (teacher ~ student: the u-form and expm1 path), masked (-inf classes) and
  * tied (the student's maximum repeated: the first argmax) rows. Outputs sit
  * between sentinel guards, and every pointer is tried aligned and one float
@@ -634,6 +635,66 @@ static void divstats_body(const kd_kernels *simd, const kd_kernels *scalar, row_
   }
 }
 
+/* The direct JSD pass (src/jsd_passes.h), loss only and with the gradient,
+ * at betas either side of KD_JSD_FAST_BETA. Each element's values round at
+ * the size of the logs they are differences of: |lambda_j| + 2 |y_j| + 1
+ * (y_j clamped as the pass clamps it); the sums at the sizes of their terms. */
+static void jsdfast_body(const kd_kernels *simd, const kd_kernels *scalar, row_case *c) {
+  static const float betas[] = {0.1f, 0.5f, 0.9f};
+  size_t n = c->at.n;
+  for (size_t b = 0; b < COUNT(betas); b++)
+    for (int grad = 0; grad <= 1; grad++) {
+      float beta = c->row.beta = betas[b];
+      float c1 = (float)(beta * c->zs / c->zt), c2 = 1.0f - beta;
+      guarded q[2], v[2];
+      kd_jsd_sums sums[2];
+      double sum[2];
+      const kd_kernels *k[2] = {scalar, simd};
+      for (int i = 0; i < 2; i++) {
+        q[i] = guarded_copy(c->es, n, c->at.misalign);
+        v[i] = guarded_copy(c->et, n, c->at.misalign);
+        sum[i] = k[i]->jsdfast(n, c->s, c->t, q[i].p, v[i].p, &c->row, c1, grad, &sums[i]);
+      }
+      where at = c->at;
+      at.pass = grad ? "jsdfast (grad)" : "jsdfast (loss)";
+      guards_intact(&at, "es_q", &q[1]);
+      guards_intact(&at, "et_v", &v[1]);
+      double terms = 0.0, bc_terms = 0.0, q_terms = 0.0, v_terms = 0.0, v_max = 0.0;
+      for (size_t j = 0; j < n; j++) {
+        double y = fmax((c->s[j] - (double)c->row.s_max) * c->row.inv_temp, KD_JSD_FLOOR);
+        double zl = fmax((c->t[j] - (double)c->row.t_max) * c->row.inv_temp +
+                             c->row.log_zs_zt, KD_JSD_FLOOR);
+        double a = c1 * (double)c->et[j], bq = c2 * (double)c->es[j], m = a + bq;
+        double l = log(fmax(m, FLT_MIN)), scale = fabs(l - y) + 2.0 * fabs(y) + 1.0;
+        terms += m * (fabs(l) + 1.0) + fabs(a * zl) + fabs(bq * y);
+        bc_terms += fabs(a * zl) + fabs(bq * y);
+        q_terms += q_of(c, j);
+        v_terms += q_of(c, j) * scale;
+        v_max = fmax(v_max, scale);
+        if (!grad) continue;
+        near_enough(&at, "q", j, q[1].p[j], q[0].p[j], TK_K_ELEM_REL * q[0].p[j] + TK_K_ELEM_ABS);
+        near_enough(&at, "v", j, v[1].p[j], v[0].p[j], TK_K_ELEM_REL * scale);
+      }
+      near_enough(&at, "sum", 0, sum[1], sum[0], TK_K_SUM_REL * terms);
+      near_enough(&at, "sum bc", 0, sums[1].bc, sums[0].bc, TK_K_SUM_REL * bc_terms);
+      if (grad) {
+        near_enough(&at, "sum q", 0, sums[1].q, sums[0].q, TK_K_SUM_REL * q_terms);
+        near_enough(&at, "sum q v", 0, sums[1].qv, sums[0].qv, TK_K_SUM_REL * v_terms);
+        near_enough(&at, "sum q w", 0, sums[1].qw, sums[0].qw, TK_K_SUM_REL * v_terms);
+        near_enough(&at, "max q |lambda|", 0, sums[1].ql_max, sums[0].ql_max,
+                    TK_K_ELEM_REL * v_max + TK_K_ELEM_ABS);
+        near_enough(&at, "max q w", 0, sums[1].qw_max, sums[0].qw_max,
+                    TK_K_ELEM_REL * v_max + TK_K_ELEM_ABS);
+        near_enough(&at, "max q w (top)", 0, sums[1].qw_top, sums[0].qw_top,
+                    TK_K_ELEM_REL * v_max + TK_K_ELEM_ABS);
+      }
+      for (int i = 0; i < 2; i++) {
+        free(q[i].base);
+        free(v[i].base);
+      }
+    }
+}
+
 /* BCE: sums of terms >= 0; the SIMD loss rounds log1p(e) as log(1 + e)
  * (bce_passes.h), up to 2^-24 absolute per element. */
 static double bce_sum_tol(const row_case *c, double sum) {
@@ -668,6 +729,7 @@ static void test_msegrad(void **state) { (void)state; for_each_case("msegrad", N
 static void test_divloss(void **state) { (void)state; for_each_case("divloss", TIED, divloss_body); }
 static void test_klsum(void **state) { (void)state; for_each_case("klsum", TIED, klsum_body); }
 static void test_divstats(void **state) { (void)state; for_each_case("divstats", TIED, divstats_body); }
+static void test_jsdfast(void **state) { (void)state; for_each_case("jsdfast", TIED, jsdfast_body); }
 /* BCE takes no infinities either. */
 static void test_bce(void **state) { (void)state; for_each_case("bce", NEAR, bce_body); }
 static void test_bcegrad(void **state) { (void)state; for_each_case("bcegrad", NEAR, bcegrad_body); }
@@ -682,7 +744,8 @@ int main(void) {
       cmocka_unit_test(test_cestats), cmocka_unit_test(test_cegrad),  cmocka_unit_test(test_mse),
       cmocka_unit_test(test_msegrad), cmocka_unit_test(test_ceshort),
       cmocka_unit_test(test_divloss), cmocka_unit_test(test_klsum),
-      cmocka_unit_test(test_divstats), cmocka_unit_test(test_bce), cmocka_unit_test(test_bcegrad),
+      cmocka_unit_test(test_divstats), cmocka_unit_test(test_jsdfast), cmocka_unit_test(test_bce),
+      cmocka_unit_test(test_bcegrad),
   };
   return cmocka_run_group_tests_name("kernels", tests, NULL, NULL);
 }

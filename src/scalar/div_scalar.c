@@ -1,8 +1,9 @@
 /*
  * Soft cross-entropy, KL, reverse KL and JSD row passes, portable C (libm):
- * the template of src/div_passes.h, which has the math. One lane, so sums
- * are double.
+ * the template of src/div_passes.h and src/jsd_passes.h, which have the
+ * math. One lane, so sums are double.
  */
+#include <float.h>
 #include <math.h>
 #include "kernels.h"
 
@@ -126,5 +127,42 @@ double kd_f32_divstats_scalar(size_t n, const float *s, const float *t, float *e
   sums->qw = dqv;
   sums->qu = 0.0;
   sums->u_size = v_max;
+  return sum;
+}
+
+/* The direct JSD pass (see jsd_passes.h): lambda_j = log M'_j - y_j,
+ * mu_j = log M'_j - zl_j, M'_j = c1 et_j + c2 es_j = zs M_j. */
+double kd_f32_jsdfast_scalar(size_t n, const float *s, const float *t, float *es_q, float *et_v,
+                             const kd_ce_row *row, float c1, int grad, kd_jsd_sums *sums) {
+  double sum = 0.0, dbc = 0.0, dq = 0.0, dqv = 0.0, dqw = 0.0;
+  float c2 = 1.0f - row->beta, ql_max = 0.0f, qw_max = 0.0f, qw_top = 0.0f;
+  for (size_t j = 0; j < n; j++) {
+    float a = c1 * et_v[j], b = c2 * es_q[j], mm = a + b;
+    float lm = logf(fmaxf(mm, FLT_MIN));
+    float ys = fmaxf((s[j] - row->s_max) * row->inv_temp, KD_JSD_FLOOR);
+    float zl = fmaxf(fmaf(t[j] - row->t_max, row->inv_temp, row->log_zs_zt), KD_JSD_FLOOR);
+    float bc = fmaf(a, zl, b * ys);
+    sum += fmaf(mm, lm, -bc);
+    dbc += bc;
+    if (!grad) continue;
+    float q = es_q[j] * row->inv_zs, lambda = lm - ys, ql = q * fabsf(lambda);
+    float qw = fmaf(-q, ys, ql);
+    float v = c2 * lambda;
+    dq += q;
+    dqv += q * v;
+    dqw += qw;
+    ql_max = ql > ql_max ? ql : ql_max;
+    if (es_q[j] < 1.0f) qw_max = qw > qw_max ? qw : qw_max;
+    else qw_top = qw > qw_top ? qw : qw_top;
+    es_q[j] = q;
+    et_v[j] = v;
+  }
+  sums->bc = dbc;
+  sums->q = dq;
+  sums->qv = dqv;
+  sums->qw = dqw;
+  sums->ql_max = ql_max;
+  sums->qw_max = qw_max;
+  sums->qw_top = qw_top;
   return sum;
 }
