@@ -210,7 +210,8 @@ KD_API kd_status kd_loss_grad_f32(kd_distance distance, float factor, float temp
  * scratch and threads as kd_loss_f32 and kd_loss_grad_f32, and: rows of
  * KD_SOFT_CROSS_ENTROPY, KD_KL_DIV, KD_KL_DIV_REVERSE or KD_JSD whose float
  * gradient would cancel (nearly flat rows at a high temperature, mostly) are
- * recomputed in double, as is every KD_JSD row when beta < 2^-16, and so
+ * recomputed in double, as is every KD_JSD row when beta < 2^-16 (with a
+ * gradient: beta < 2^-7), and so
  * is every row of these four whose float passes overflow (a logit gap over T,
  * or a partial sum, beyond FLT_MAX) or whose distance is infinite. The loss
  * alone of KD_SOFT_CROSS_ENTROPY, KD_KL_DIV and KD_KL_DIV_REVERSE uses no

@@ -41,15 +41,22 @@
  *     d > 0, x >= 1:  mu = log1p((1-beta) expm1(-d)), lambda = mu + d.
  *   The gradient needs lambda relatively accurate, and each line gives it
  *   so (the last cancels by at most d/log 2 <= 16x for beta >= 2^-16: the
- *   row loop sends smaller betas to double); mu's cancellation costs the
+ *   row loop sends smaller betas to double, KD_JSD_F64_BETA) up to d_j's
+ *   own rounding, ~2^-24 (|A_j| + |log(zs/zt)|) absolute. The gradient is
+ *   O(beta) where r_j >> q_j, and that error is not: the row loop sends
+ *   gradient rows below KD_JSD_F64_GRAD_BETA to double. mu's cancellation costs the
  *   loss only ~2^-24 beta r_j |d_j| absolute. For beta >= 1/8 a cheaper
  *   split (no division for x) holds as well: lambda = log1p(beta expm1(d))
  *   for d < KD_EXPM1_BAND, expm1 of either sign from the band polynomial in
  *   the band, and the last line beyond it, where lambda >= log(1 + (e^0.5 - 1)/8)
  *   makes the cancellation at most 6.4x. One exp (expm1's argument
  *   -|d| <= 0 is in the vector exp's domain) and one log per element:
- *   log1p(x) is Goldberg's log(u) x/(u - 1), u = 1 + x in
- *   [min(beta, 1-beta), 2), inside the vector log's domain. The row distance is
+ *   log1p(x) is Goldberg's log(u) x/(u - 1), u = 1 + x, for x >= -1/2.
+ *   Below, 1 + x would cancel x's own rounding (beta near 1 for lambda
+ *   where r << q, near 0 for mu where r >> q): there the log takes the same
+ *   value as a sum of two positive terms, (1-beta) + beta e^d or
+ *   beta + (1-beta) e^-d, in [min(beta, 1-beta), 1], inside the vector
+ *   log's domain. The row distance is
  *   sum_j -(beta r_j mu_j + (1-beta) q_j lambda_j), terms of zero mass 0;
  *   v_j = (1-beta) lambda_j.
  * Masks: a class the teacher masks adds 0 (SCE, KL) or makes reverse KL
@@ -243,13 +250,17 @@ double KD_FN(divloss)(size_t n, const float *s, const float *t, const kd_ce_row 
                      : kd_divloss_row(n, s, t, row, 2, zs, zt);
 }
 
-/* log1p(x) for x in [-1 + 2^-126, 1) (Goldberg): u = 1 + x; x where u
- * rounds to 1, else log(u) x / (u - 1), whose second factor corrects u's
- * rounding. u is a normal float in [2^-126, 2). */
-static inline kd_vf kd_log1p_neg(kd_vf x) {
+/* log1p(x) for x in [-1, 1): Goldberg's log(u) x / (u - 1), u = 1 + x,
+ * whose second factor corrects u's rounding (x where u rounds to 1). Below
+ * x = -1/2, u would cancel the rounding of x itself: there log(sum), with
+ * sum = 1 + x formed by the caller as a sum of two positive terms. The log
+ * sees u in [1/2, 2) or sum in [2^-24, 1]. */
+static inline kd_vf kd_log1p_neg(kd_vf x, kd_vf sum) {
   const kd_vf one = kd_set1(1.0f);
   kd_vf u = kd_add(one, x);
-  kd_vf l = kd_mul(kd_log(u), kd_div(x, kd_sub(u, one)));
+  kd_vm low = kd_lt(x, kd_set1(-0.5f));
+  kd_vf c = kd_select(low, one, kd_div(x, kd_sub(u, one)));
+  kd_vf l = kd_mul(kd_log(kd_select(low, sum, u)), c);
   return kd_select(kd_eq(u, one), x, l);
 }
 
@@ -277,20 +288,24 @@ kd_divstats_vec(kd_vf x, kd_vf y, kd_vf e_s, kd_vf e_t, const kd_ce_row *row, in
     kd_vf nd = kd_neg(kd_abs(d)); /* <= 0 */
     kd_vm band = kd_lt(kd_abs(d), kd_set1(KD_EXPM1_BAND)), pos = kd_gt(d, zero), big;
     kd_vf l1;
+    kd_vf ex = kd_exp(nd);
     if (jsd == 2) {
       /* beta >= 1/8: expm1(d) of either sign from the band polynomial in
        * the band; big: d beyond the band, where mu goes through log1p. */
-      kd_vf e_out = kd_sub(kd_exp(nd), kd_set1(1.0f));
+      kd_vf e_out = kd_sub(ex, kd_set1(1.0f));
       big = kd_mand(pos, kd_not_lt(kd_abs(d), kd_set1(KD_EXPM1_BAND)));
       kd_vf e_in = kd_select(band, kd_expm1f_band(d, kd_mul(d, d)), e_out);
-      l1 = kd_log1p_neg(kd_select(big, kd_mul(beta1, e_out), kd_mul(beta, e_in)));
+      l1 = kd_select(big, kd_mul(beta1, e_out), kd_mul(beta, e_in));
     } else {
-      kd_vf e = kd_select(band, kd_expm1f_band(nd, kd_mul(nd, nd)), kd_sub(kd_exp(nd), kd_set1(1.0f)));
+      kd_vf e = kd_select(band, kd_expm1f_band(nd, kd_mul(nd, nd)), kd_sub(ex, kd_set1(1.0f)));
       /* big: d > 0 and beta expm1(d) >= 1, where mu goes through log1p. */
       kd_vf x = kd_div(kd_mul(beta, kd_neg(e)), kd_add(e, kd_set1(1.0f)));
       big = kd_mand(pos, kd_not_lt(x, kd_set1(1.0f)));
-      l1 = kd_log1p_neg(kd_select(big, kd_mul(beta1, e), kd_select(pos, x, kd_mul(beta, e))));
+      l1 = kd_select(big, kd_mul(beta1, e), kd_select(pos, x, kd_mul(beta, e)));
     }
+    /* 1 + l1 below 1/2 happens only beyond the band (e there is ex - 1): as
+     * M/r = beta + (1-beta) e^-d (big) or M/q = (1-beta) + beta e^d. */
+    l1 = kd_log1p_neg(l1, kd_select(big, kd_fmadd(beta1, ex, beta), kd_fmadd(beta, ex, beta1)));
     kd_vf lambda = kd_select(big, kd_add(l1, d), l1);
     kd_vf mu = kd_select(big, l1, kd_sub(l1, d));
     kd_vm q0 = kd_eq(q, zero);

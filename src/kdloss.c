@@ -557,10 +557,12 @@ static kd_status softmax_rows(const kd_kernels *k, const request *r, size_t i0, 
   double least = KD_CE_SCALE_LEAST;
   if (dist == KD_CROSS_ENTROPY_UNIFORM_EPS) least *= (double)r->cols;
   /* Per call, not per row: a temperature above 1 (only then can an
-   * overflowed shift matter). JSD with beta below 2^-16 would cancel in
-   * float (div_passes.h): double. */
+   * overflowed shift matter). JSD with beta below KD_JSD_F64_BETA would
+   * cancel in float (div_passes.h), and its gradient below
+   * KD_JSD_F64_GRAD_BETA: double. */
   int hot = r->p.temperature > 1.0f;
-  int f64 = dist == KD_JSD && r->p.beta < 0x1p-16f;
+  int f64 = dist == KD_JSD &&
+            r->p.beta < (r->grad ? KD_JSD_F64_GRAD_BETA : KD_JSD_F64_BETA);
   double unit_scale = grad_scale(r, 1.0);
   if (dist == KD_CROSS_ENTROPY && r->cols <= KD_SHORT_COLS && !r->p.row_weight &&
       !(r->grad && scale_below(unit_scale, least)))

@@ -210,6 +210,11 @@ typedef double (*kd_divstats_fn)(size_t n, const float *s, const float *t, float
  * with v_j as divstats does and fills the gradient's sums. */
 #define KD_JSD_FLOOR (-256.0f) /* y and zl clamp: exp of it is 0 */
 #define KD_JSD_FAST_BETA 0.25f /* the gradient by the direct pass from this beta up */
+/* JSD rows in double below these betas (div_passes.h): the loss, and the
+ * gradient, which is O(beta) where lambda_j's error from d_j's rounding
+ * (up to 2^-24 |A_j| where r_j >> q_j) is not. */
+#define KD_JSD_F64_BETA 0x1p-16f
+#define KD_JSD_F64_GRAD_BETA 0x1p-7f
 typedef struct kd_jsd_sums {
   double bc;     /* sum_j (c1 et_j zl_j + c2 es_j y_j) */
   double q, qv;  /* grad: sum q, sum q*v */
