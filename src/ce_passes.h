@@ -2,7 +2,7 @@
  * ce_passes.h -- the cross-entropy row passes (src/kernels.h has the math),
  * written once over the operation layer and compiled by each
  * src/<isa>/ce_<isa>.c. Pass for pass the structure of src/scalar/ce_scalar.c:
- * the same formulas, with a float sum per KD_CE_BLOCK elements joining a double.
+ * the same formulas, with a float sum per KD_LANE_BLOCK elements (passes.h) joining a double.
  *
  * Vectors: KD_CE_U independent accumulators per sum, KD_CE_U vectors per step;
  * the last block's remainder goes through partial loads and stores (nothing
@@ -21,14 +21,6 @@
 #define KD_CE_U 2
 #define KD_CE_STEP (KD_CE_U * KD_LANES)
 
-/* Elements per float partial sum: KD_BLOCK per 4 lanes, so that each lane
- * adds as many floats before the double as NEON's 4 lanes do in KD_BLOCK
- * (the bound of tests/tolerance.h), and wider vectors pay the horizontal
- * reduction into double proportionally less often. A multiple of KD_CE_STEP. */
-#define KD_CE_BLOCK (KD_BLOCK / 4 * KD_LANES)
-static inline size_t kd_ce_block_end(size_t j, size_t n) {
-  return n - j < KD_CE_BLOCK ? n : j + KD_CE_BLOCK;
-}
 
 int KD_FN(rmax2)(size_t n, const float *s, const float *t, float *s_max, float *t_max) {
   const kd_vf ninf = kd_set1(-INFINITY), inf = kd_set1(INFINITY);
@@ -69,7 +61,7 @@ size_t KD_FN(expsum2)(size_t n, const float *s, const float *t, const kd_ce_row 
   double ds = 0.0, dt = 0.0;
   size_t first = n;
   for (size_t j = 0; j < n;) {
-    size_t end = kd_ce_block_end(j, n);
+    size_t end = kd_lane_block_end(j, n);
     kd_vf fs[KD_CE_U], ft[KD_CE_U];
     for (int k = 0; k < KD_CE_U; k++) fs[k] = ft[k] = kd_zero();
     for (; j + KD_CE_STEP <= end; j += KD_CE_STEP) {
@@ -119,7 +111,7 @@ double KD_FN(celoss)(size_t n, const float *es, const float *et, const kd_ce_row
   const kd_vf eps = kd_set1(row->eps);
   double sum = 0.0;
   for (size_t j = 0; j < n;) {
-    size_t end = kd_ce_block_end(j, n);
+    size_t end = kd_lane_block_end(j, n);
     kd_vf f[KD_CE_U];
     for (int k = 0; k < KD_CE_U; k++) f[k] = kd_zero();
     for (; j + KD_CE_STEP <= end; j += KD_CE_STEP) {
@@ -208,7 +200,7 @@ double KD_FN(cestats)(size_t n, const float *s, const float *t, float *es_q, flo
   double sum = 0.0, dqw = 0.0, dqu = 0.0;
   kd_vf u_size = kd_zero();
   for (size_t j = 0; j < n;) {
-    size_t end = kd_ce_block_end(j, n);
+    size_t end = kd_lane_block_end(j, n);
     kd_vf f[KD_CE_U], fqw[KD_CE_U], fqu[KD_CE_U], q, v;
     for (int k = 0; k < KD_CE_U; k++) f[k] = fqw[k] = fqu[k] = kd_zero();
     for (; j + KD_CE_STEP <= end; j += KD_CE_STEP) {
@@ -262,7 +254,7 @@ void KD_FN(cegrad)(size_t n, const float *q_signed, const float *v, float *grad,
   /* Both maxima start at 0 and take values >= 0, as kd_max_m asks. */
   kd_vf max_abs = kd_zero(), max_err = kd_zero();
   for (size_t j = 0; j < n;) {
-    size_t end = kd_ce_block_end(j, n);
+    size_t end = kd_lane_block_end(j, n);
     kd_vf f[KD_CE_U], e;
     for (int k = 0; k < KD_CE_U; k++) f[k] = kd_zero();
     for (; j + KD_CE_STEP <= end; j += KD_CE_STEP) {

@@ -60,8 +60,6 @@
 
 #define KD_JSD_U 2
 #define KD_JSD_STEP (KD_JSD_U * KD_LANES)
-/* Elements per float partial sum: KD_BLOCK / 4 per lane, as ce_passes.h. */
-#define KD_JSD_BLOCK (KD_BLOCK / 4 * KD_LANES)
 
 /* The per-row constants as vectors. */
 typedef struct kd_jsd_lanes {
@@ -114,7 +112,7 @@ kd_jsdfast_row(size_t n, const float *s, const float *t, float *es_q, float *et_
   /* Both maxima start at 0 and take values >= 0, as kd_max_m asks. */
   kd_vf ql_max = kd_zero(), qw_max = kd_zero(), qw_top = kd_zero(), q, v;
   for (size_t j = 0; j < n;) {
-    size_t end = n - j < KD_JSD_BLOCK ? n : j + KD_JSD_BLOCK;
+    size_t end = kd_lane_block_end(j, n);
     kd_jsd_acc acc;
     for (int k = 0; k < KD_JSD_U; k++)
       acc.f[k] = acc.bc[k] = acc.q[k] = acc.qv[k] = acc.qw[k] = kd_zero();

@@ -18,11 +18,11 @@
 #define KD_PASTE(a, b) KD_PASTE_(a, b)
 #define KD_FN(op) KD_PASTE(kd_f32_##op, KD_VEC_ISA)
 
-/* Elements per float partial sum of the family's passes (div_passes.h,
- * bce_passes.h): KD_BLOCK per 4 lanes, so that each lane adds as many floats
- * before the double as NEON's 4 lanes do in KD_BLOCK (the bound of
- * tests/tolerance.h), and wider vectors pay the horizontal reduction into
- * double proportionally less often. A multiple of 2 * KD_LANES. */
+/* Elements per float partial sum of the softmax and BCE passes: KD_BLOCK
+ * per 4 lanes, so that each lane adds as many floats before the double as
+ * NEON's 4 lanes do in KD_BLOCK (the bound of tests/tolerance.h), and wider
+ * vectors pay the horizontal reduction into double proportionally less
+ * often. A multiple of 2 * KD_LANES, the passes' step. */
 #define KD_LANE_BLOCK (KD_BLOCK / 4 * KD_LANES)
 static inline size_t kd_lane_block_end(size_t j, size_t n) {
   return n - j < KD_LANE_BLOCK ? n : j + KD_LANE_BLOCK;
