@@ -106,15 +106,14 @@ double kd_f32_divstats_scalar(size_t n, const float *s, const float *t, float *e
         x = big ? 1.0f : beta * expm1f(d);
       }
       /* 1 + x below 1/2 would cancel x's rounding: there the same value
-       * as a sum of two positive terms, with ed = e^-|d| (div_passes.h). */
-      float ed = expf(-fabsf(d));
+       * as a sum of two positive terms with e^-|d| (div_passes.h). */
       if (d <= 0.0f || x < 1.0f) {
         float xl = d <= 0.0f ? beta * e : x;
-        lambda = xl < -0.5f ? logf((1.0f - beta) + beta * ed) : log1pf(xl);
+        lambda = xl < -0.5f ? logf((1.0f - beta) + beta * expf(-fabsf(d))) : log1pf(xl);
         mu = lambda - d;
       } else {
         float xm = (1.0f - beta) * e;
-        mu = xm < -0.5f ? logf(beta + (1.0f - beta) * ed) : log1pf(xm);
+        mu = xm < -0.5f ? logf(beta + (1.0f - beta) * expf(-fabsf(d))) : log1pf(xm);
         lambda = mu + d;
       }
       float r_mu = r == 0.0f ? 0.0f : r * mu, q_lambda = q == 0.0f ? 0.0f : q * lambda;
