@@ -123,6 +123,28 @@ typedef struct row_case {
   double sum3b;      /* and its return value */
 } row_case;
 
+/* The es and et scratch of a pass that overwrites them with q and v, one
+ * copy each for the scalar table ([0]) and the SIMD one ([1]). */
+typedef struct qv_copies {
+  guarded q[2], v[2];
+} qv_copies;
+
+static qv_copies qv_copies_of(const row_case *c) {
+  qv_copies b;
+  for (int i = 0; i < 2; i++) {
+    b.q[i] = guarded_copy(c->es, c->at.n, c->at.misalign);
+    b.v[i] = guarded_copy(c->et, c->at.n, c->at.misalign);
+  }
+  return b;
+}
+
+static void qv_copies_free(qv_copies *b) {
+  for (int i = 0; i < 2; i++) {
+    free(b->q[i].base);
+    free(b->v[i].base);
+  }
+}
+
 static void fill(row_case *c, row_inputs inputs) {
   uint64_t rng = c->at.seed;
   size_t n = c->at.n;
@@ -600,15 +622,13 @@ static void divstats_body(const kd_kernels *simd, const kd_kernels *scalar, row_
   size_t n = c->at.n;
   for (int jsd = 0; jsd <= 2; jsd++) {
     c->row.beta = jsd == 1 ? 0.05f : 0.3f;
-    guarded q[2], v[2];
+    qv_copies b = qv_copies_of(c);
+    guarded *q = b.q, *v = b.v;
     kd_ce_sums sums[2];
     double sum[2];
     const kd_kernels *k[2] = {scalar, simd};
-    for (int i = 0; i < 2; i++) {
-      q[i] = guarded_copy(c->es, n, c->at.misalign);
-      v[i] = guarded_copy(c->et, n, c->at.misalign);
+    for (int i = 0; i < 2; i++)
       sum[i] = k[i]->divstats(n, c->s, c->t, q[i].p, v[i].p, &c->row, jsd > 0, &sums[i]);
-    }
     where at = c->at;
     at.pass = jsd == 2 ? "divstats (jsd, beta 0.3)" : jsd ? "divstats (jsd, beta 0.05)"
                                                           : "divstats (rkl)";
@@ -628,10 +648,7 @@ static void divstats_body(const kd_kernels *simd, const kd_kernels *scalar, row_
                 TK_K_ELEM_REL * sums[0].u_size + TK_K_ELEM_ABS);
     near_enough(&at, "sum", 0, sum[1], sum[0],
                 TK_K_SUM_REL * (jsd ? v_terms : div_terms(c, 2, 0)));
-    for (int i = 0; i < 2; i++) {
-      free(q[i].base);
-      free(v[i].base);
-    }
+    qv_copies_free(&b);
   }
 }
 
@@ -646,15 +663,13 @@ static void jsdfast_body(const kd_kernels *simd, const kd_kernels *scalar, row_c
     for (int grad = 0; grad <= 1; grad++) {
       float beta = c->row.beta = betas[b];
       float c1 = (float)(beta * c->zs / c->zt), c2 = 1.0f - beta;
-      guarded q[2], v[2];
+      qv_copies b = qv_copies_of(c);
+      guarded *q = b.q, *v = b.v;
       kd_jsd_sums sums[2];
       double sum[2];
       const kd_kernels *k[2] = {scalar, simd};
-      for (int i = 0; i < 2; i++) {
-        q[i] = guarded_copy(c->es, n, c->at.misalign);
-        v[i] = guarded_copy(c->et, n, c->at.misalign);
+      for (int i = 0; i < 2; i++)
         sum[i] = k[i]->jsdfast(n, c->s, c->t, q[i].p, v[i].p, &c->row, c1, grad, &sums[i]);
-      }
       where at = c->at;
       at.pass = grad ? "jsdfast (grad)" : "jsdfast (loss)";
       guards_intact(&at, "es_q", &q[1]);
@@ -688,10 +703,7 @@ static void jsdfast_body(const kd_kernels *simd, const kd_kernels *scalar, row_c
         near_enough(&at, "max q w (top)", 0, sums[1].qw_top, sums[0].qw_top,
                     TK_K_ELEM_REL * v_max + TK_K_ELEM_ABS);
       }
-      for (int i = 0; i < 2; i++) {
-        free(q[i].base);
-        free(v[i].base);
-      }
+      qv_copies_free(&b);
     }
 }
 
