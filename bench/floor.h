@@ -9,8 +9,8 @@
  *   over a flat array of n floats. -|x| keeps exp's arguments <= 0 and log's in
  *   [1e-5, 1 + 1e-5], the domains of the inline functions and the ranges the
  *   kernels pass ((x - max) / T, q + 1e-5); every variant takes it, so they
- *   compare like for like. inline: kd_exp_<isa> and kd_log_<isa> of
- *   src/<isa>/math_<isa>.h (no SLEEF needed). u10 and u35: SLEEF's u10 exp and
+ *   compare like for like. inline: kd_exp_inline and kd_log_inline
+ *   (src/vmath_inline.h; no SLEEF needed). u10 and u35: SLEEF's u10 exp and
  *   its u10 or u35 log, so the ratio can be taken against whichever log the
  *   kernel uses; built only when SLEEF is found (KD_BENCH_SLEEF).
  * exp2: the transcendental work of the distances whose row needs two exps per

@@ -1,9 +1,9 @@
 /*
  * floor_body.h -- the floors of floor.h written once over the operation layer
  * (src/<isa>/vec_<isa>.h), instantiated by bench/<isa>/floor_<isa>.c after its
- * vec_<isa>.h and math_<isa>.h, with KD_INLINE_EXP/KD_INLINE_LOG naming the
- * inline functions and, when KD_BENCH_SLEEF, KD_SLEEF_EXP_U10,
- * KD_SLEEF_LOG_U10 and KD_SLEEF_LOG_U35 naming SLEEF's.
+ * vec_<isa>.h and math_<isa>.h (the inline functions, vmath_inline.h), with,
+ * when KD_BENCH_SLEEF, KD_SLEEF_EXP_U10, KD_SLEEF_LOG_U10 and
+ * KD_SLEEF_LOG_U35 naming SLEEF's.
  */
 #ifndef KD_FLOOR_BODY_H
 #define KD_FLOOR_BODY_H
@@ -56,11 +56,11 @@ static inline __attribute__((always_inline)) float kd_floor_sum(size_t n, const 
 }
 
 float KD_FLOOR(exp2log_inline)(size_t n, const float *s, const float *t) {
-  return kd_floor_sum(n, s, t, kd_exp2log, KD_INLINE_EXP, KD_INLINE_LOG);
+  return kd_floor_sum(n, s, t, kd_exp2log, kd_exp_inline, kd_log_inline);
 }
 
 float KD_FLOOR(exp2_inline)(size_t n, const float *s, const float *t) {
-  return kd_floor_sum(n, s, t, kd_exp2, KD_INLINE_EXP, KD_INLINE_LOG);
+  return kd_floor_sum(n, s, t, kd_exp2, kd_exp_inline, kd_log_inline);
 }
 
 #if KD_BENCH_SLEEF

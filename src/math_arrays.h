@@ -1,9 +1,8 @@
 /*
- * math_arrays.h -- array forms of the inline exp and log (math_<isa>.h) and
+ * math_arrays.h -- array forms of the inline exp and log (vmath_inline.h) and
  * of SLEEF's, declared in vmath.h, for the tests and benchmarks; never part of
  * libkdloss. Written once, instantiated by src/<isa>/math_<isa>.c after its
- * vec_<isa>.h and math_<isa>.h, with KD_INLINE_EXP and KD_INLINE_LOG naming
- * the inline functions, and KD_SLEEF_EXP_U10, KD_SLEEF_LOG_U10 and
+ * vec_<isa>.h and math_<isa>.h, with KD_SLEEF_EXP_U10, KD_SLEEF_LOG_U10 and
  * KD_SLEEF_LOG_U35 naming that ISA's SLEEF functions when KD_HAVE_SLEEF.
  * The last n % KD_LANES elements go through a stack buffer, so nothing
  * outside x[0..n) and y[0..n) is touched.
@@ -29,8 +28,8 @@
     }                                                             \
   }
 
-KD_VMATH_ARRAY(kd_f32_exp, KD_INLINE_EXP)
-KD_VMATH_ARRAY(kd_f32_log, KD_INLINE_LOG)
+KD_VMATH_ARRAY(kd_f32_exp, kd_exp_inline)
+KD_VMATH_ARRAY(kd_f32_log, kd_log_inline)
 #if KD_HAVE_SLEEF
 KD_VMATH_ARRAY(kd_f32_exp_sleef_u10, KD_SLEEF_EXP_U10)
 KD_VMATH_ARRAY(kd_f32_log_sleef_u10, KD_SLEEF_LOG_U10)

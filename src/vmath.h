@@ -1,5 +1,5 @@
 /*
- * vmath.h -- the constants of the inline vector exp and log (src/<isa>/math_<isa>.h),
+ * vmath.h -- the constants of the inline vector exp and log (src/vmath_inline.h),
  * written once for every ISA, and the array forms the tests and benchmarks
  * call (src/<isa>/math_<isa>.c, library kdloss_math_<isa>, not in libkdloss).
  * Baseline C: no intrinsics here.
@@ -60,7 +60,7 @@
 /*
  * Array forms: y[i] = f(x[i]) for i < n, nothing outside x[0..n) read or
  * y[0..n) written; x and y may be the same array. exp and log are the inline
- * functions (their domains and bounds are in math_<isa>.h); the sleef forms
+ * functions (their domains and bounds are in vmath_inline.h); the sleef forms
  * call SLEEF's exp u10, log u10 and log u35 and exist only when the build
  * found SLEEF (KD_HAVE_SLEEF).
  */

@@ -1,5 +1,5 @@
 /*
- * The inline vector exp and log (src/<isa>/math_<isa>.h, through the array
+ * The inline vector exp and log (src/vmath_inline.h, through the array
  * forms of vmath.h) against libm in double, on every ISA this CPU runs: every
  * k-th float of each function's domain, asserting the bound of tolerance.h,
  * then the edge values and the tails. SLEEF's exp u10, log u10 and log u35 go

@@ -66,7 +66,7 @@ static inline int tk_within(float got, double ref, double tol) {
   return fabs(ref) - tol < overflow && fabs((double)got - ref) <= tol;
 }
 
-/* The inline vector math (src/<isa>/math_<isa>.h) on its domains, in ulp
+/* The inline vector math (src/vmath_inline.h) on its domains, in ulp
  * of the exact result (tests/test_vecmath.c). */
 #define TK_EXP_ULP 1.1
 #define TK_LOG_ULP 1.1

@@ -6,8 +6,6 @@
 #endif
 #include "vec_avx2.h"
 #include "math_avx2.h"
-#define KD_INLINE_EXP kd_exp_avx2
-#define KD_INLINE_LOG kd_log_avx2
 #if KD_BENCH_SLEEF
 #include <sleef.h>
 #define KD_SLEEF_EXP_U10 Sleef_expf8_u10avx2

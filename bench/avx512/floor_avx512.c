@@ -6,8 +6,6 @@
 #endif
 #include "vec_avx512.h"
 #include "math_avx512.h"
-#define KD_INLINE_EXP kd_exp_avx512
-#define KD_INLINE_LOG kd_log_avx512
 #if KD_BENCH_SLEEF
 #include <sleef.h>
 #define KD_SLEEF_EXP_U10 Sleef_expf16_u10avx512f

@@ -6,8 +6,6 @@
 #endif
 #include "vec_neon.h"
 #include "math_neon.h"
-#define KD_INLINE_EXP kd_exp_neon
-#define KD_INLINE_LOG kd_log_neon
 #if KD_BENCH_SLEEF
 #include <sleef.h>
 #define KD_SLEEF_EXP_U10 Sleef_expf4_u10advsimd

@@ -1,8 +1,6 @@
 /* Array forms of the AVX2 inline exp and log, and of SLEEF's (math_arrays.h). */
 #include "vec_avx2.h"
 #include "math_avx2.h"
-#define KD_INLINE_EXP kd_exp_avx2
-#define KD_INLINE_LOG kd_log_avx2
 #if KD_HAVE_SLEEF
 #include <sleef.h>
 #define KD_SLEEF_EXP_U10 Sleef_expf8_u10avx2

@@ -1,6 +1,7 @@
 /*
- * Inline vector exp and log, AVX2 + FMA. The algorithm and its constants are
- * src/vmath.h; math_avx512.h and math_neon.h have this structure line for line.
+ * Inline vector exp and log, AVX2 + FMA: the two steps of vmath_inline.h that
+ * need intrinsics (the algorithm, its constants and the bounds are
+ * vmath.h and vmath_inline.h). Included after vec_avx2.h's operations.
  */
 #ifndef KD_MATH_AVX2_H
 #define KD_MATH_AVX2_H
@@ -11,71 +12,24 @@
 #include <immintrin.h>
 #include "vmath.h"
 
-/* c[0] + c[1] x + ... + c[4] x^4 and c[0] + ... + c[8] x^8, x2 = x * x, by
- * Estrin's scheme. */
-static inline __m256 kd_poly4_avx2(__m256 x, __m256 x2, const float *c) {
-  __m256 lo = _mm256_fmadd_ps(_mm256_set1_ps(c[1]), x, _mm256_set1_ps(c[0]));
-  __m256 hi = _mm256_fmadd_ps(_mm256_set1_ps(c[3]), x, _mm256_set1_ps(c[2]));
-  hi = _mm256_fmadd_ps(_mm256_set1_ps(c[4]), x2, hi);
-  return _mm256_fmadd_ps(hi, x2, lo);
-}
-static inline __m256 kd_poly8_avx2(__m256 x, __m256 x2, const float *c) {
-  __m256 x4 = _mm256_mul_ps(x2, x2);
-  __m256 lo = _mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_set1_ps(c[3]), x, _mm256_set1_ps(c[2])), x2,
-                              _mm256_fmadd_ps(_mm256_set1_ps(c[1]), x, _mm256_set1_ps(c[0])));
-  __m256 hi = _mm256_fmadd_ps(_mm256_set1_ps(c[8]), x, _mm256_set1_ps(c[7]));
-  hi = _mm256_fmadd_ps(hi, x, _mm256_set1_ps(c[6]));
-  hi = _mm256_fmadd_ps(hi, x2, _mm256_fmadd_ps(_mm256_set1_ps(c[5]), x, _mm256_set1_ps(c[4])));
-  return _mm256_fmadd_ps(hi, x4, lo);
-}
-
-/*
- * exp, 8 x f32. Domain x <= 0; -inf gives 0; results under FLT_MIN (x below
- * KD_EXP_MIN_ARG) are flushed to 0, never subnormal. Max error 1.02 ulp over
- * every float of [KD_EXP_MIN_ARG, 0] against libm in double; tests/test_vecmath.c
- * asserts TK_EXP_ULP (tests/tolerance.h). x > 0 is outside the domain
- * (no overflow handling); NaN lanes give 0. Garbage lanes do not fault.
- * The kernels pass (x - max) / T, <= 0 because max is the row's maximum
- * (or -inf for masked classes); lanes past n are zeroed after the call.
- */
-static inline __m256 kd_exp_avx2(__m256 x) {
-  static const float c[] = {KD_EXP_P0, KD_EXP_P1, KD_EXP_P2, KD_EXP_P3, KD_EXP_P4};
-  const __m256 shift = _mm256_set1_ps(KD_EXP_SHIFT);
-  __m256 j = _mm256_fmadd_ps(x, _mm256_set1_ps(KD_LOG2E), shift);
-  __m256 n = _mm256_sub_ps(j, shift);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(KD_LN2_HI), x);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(KD_LN2_LO), r);
-  __m256 r2 = _mm256_mul_ps(r, r);
-  __m256 p = _mm256_add_ps(_mm256_fmadd_ps(kd_poly4_avx2(r, r2, c), r2, r), _mm256_set1_ps(1.0f));
-  /* p 2^n: n (j's low bits) added to p's exponent field, for n >= -126 and
-   * p in [0.7, 1.5) a normal result (garbage below, flushed). */
+/* p 2^n: n (j's low bits) added to p's exponent field, for n >= -126 and p
+ * in [0.7, 1.5) a normal result (garbage below, flushed). */
+static inline __m256 kd_exp_pow2(__m256 p, __m256 j, __m256 n, __m256 x) {
+  (void)n;
   __m256i e = _mm256_slli_epi32(_mm256_castps_si256(j), 23);
   __m256 y = _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(p), e));
   return _mm256_and_ps(y, _mm256_cmp_ps(x, _mm256_set1_ps(KD_EXP_MIN_ARG), _CMP_GE_OQ));
 }
 
-/*
- * log, 8 x f32. Domain: every positive normal float. Max error 1.01 ulp over
- * every float of [FLT_MIN, 2], 0.95 over every 31st of [FLT_MIN, FLT_MAX],
- * against libm in double; log(1) = 0 exactly; tests/test_vecmath.c asserts
- * TK_LOG_ULP. Zero, subnormals, negatives, inf and NaN give garbage (no
- * fault). The kernels pass q + eps with q a probability in [0, 1] (up to
- * rounding) and eps = 1e-5 or 1e-5/cols (>= 5e-24 for any cols that fits in
- * memory), 1 + x for log1p with x in [-1 + FLT_MIN, 1), and ratios of sums in
- * [1/n, 1]: always in [FLT_MIN, 2]; lanes past n are kept out of every sum
- * after the call.
- */
-static inline __m256 kd_log_avx2(__m256 x) {
-  static const float c[] = {KD_LOG_Q0, KD_LOG_Q1, KD_LOG_Q2, KD_LOG_Q3, KD_LOG_Q4,
-                            KD_LOG_Q5, KD_LOG_Q6, KD_LOG_Q7, KD_LOG_Q8};
-  /* k = the exponent of x / 0.75; m = x / 2^k in [0.75, 1.5). */
+/* k = the exponent of x / 0.75; m = x / 2^k in [0.75, 1.5). */
+static inline __m256 kd_log_split(__m256 x, __m256 *k) {
   __m256i ix = _mm256_castps_si256(x);
   __m256i ki = _mm256_srai_epi32(_mm256_sub_epi32(ix, _mm256_set1_epi32(KD_LOG_M_LO_BITS)), 23);
   __m256 m = _mm256_castsi256_ps(_mm256_sub_epi32(ix, _mm256_slli_epi32(ki, 23)));
-  __m256 k = _mm256_cvtepi32_ps(ki);
-  __m256 f = _mm256_sub_ps(m, _mm256_set1_ps(1.0f)), f2 = _mm256_mul_ps(f, f);
-  __m256 y = _mm256_fmadd_ps(kd_poly8_avx2(f, f2, c), f2, f);
-  return _mm256_fmadd_ps(k, _mm256_set1_ps(KD_LN2), y);
+  *k = _mm256_cvtepi32_ps(ki);
+  return m;
 }
+
+#include "vmath_inline.h"
 
 #endif /* KD_MATH_AVX2_H */

@@ -136,8 +136,8 @@ static inline float kd_hmax(kd_vf v) {
  * (not exp2f): docs/design.md. */
 #if KD_VECMATH_INLINE
 #include "math_avx2.h"
-#define kd_exp kd_exp_avx2
-#define kd_log kd_log_avx2
+#define kd_exp kd_exp_inline
+#define kd_log kd_log_inline
 #else
 #include <sleef.h>
 #define kd_exp Sleef_expf8_u10avx2

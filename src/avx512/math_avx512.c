@@ -1,8 +1,6 @@
 /* Array forms of the AVX-512 inline exp and log, and of SLEEF's (math_arrays.h). */
 #include "vec_avx512.h"
 #include "math_avx512.h"
-#define KD_INLINE_EXP kd_exp_avx512
-#define KD_INLINE_LOG kd_log_avx512
 #if KD_HAVE_SLEEF
 #include <sleef.h>
 #define KD_SLEEF_EXP_U10 Sleef_expf16_u10avx512f

@@ -132,8 +132,8 @@ static inline float kd_hmax(kd_vf v) { return _mm512_reduce_max_ps(v); }
  * (not exp2f): docs/design.md. */
 #if KD_VECMATH_INLINE
 #include "math_avx512.h"
-#define kd_exp kd_exp_avx512
-#define kd_log kd_log_avx512
+#define kd_exp kd_exp_inline
+#define kd_log kd_log_inline
 #else
 #include <sleef.h>
 #define kd_exp Sleef_expf16_u10avx512f

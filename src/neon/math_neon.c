@@ -1,8 +1,6 @@
 /* Array forms of the NEON inline exp and log, and of SLEEF's (math_arrays.h). */
 #include "vec_neon.h"
 #include "math_neon.h"
-#define KD_INLINE_EXP kd_exp_neon
-#define KD_INLINE_LOG kd_log_neon
 #if KD_HAVE_SLEEF
 #include <sleef.h>
 #define KD_SLEEF_EXP_U10 Sleef_expf4_u10advsimd

@@ -133,8 +133,8 @@ static inline float kd_hmax(kd_vf v) { return vmaxnmvq_f32(v); }
  * (not exp2f): docs/design.md. */
 #if KD_VECMATH_INLINE
 #include "math_neon.h"
-#define kd_exp kd_exp_neon
-#define kd_log kd_log_neon
+#define kd_exp kd_exp_inline
+#define kd_log kd_log_inline
 #else
 #include <sleef.h>
 #define kd_exp Sleef_expf4_u10advsimd
