@@ -1,8 +1,8 @@
 /*
  * bce_passes.h -- the BCE-with-logits row passes, written once over the
- * operation layer and compiled by each src/<isa>/bce_<isa>.c; the structure
- * of src/scalar/bce_scalar.c, with a float sum per KD_LANE_BLOCK elements joining
- * a double.
+ * operation layer and compiled by each src/<isa>/bce_<isa>.c: the element of
+ * kd_elem_row (passes.h), with a float sum per KD_LANE_BLOCK elements joining
+ * a double; the structure of src/scalar/bce_scalar.c.
  *
  * Element: softplus(s) - sigmoid(t) s = |s| sigmoid(-sign(s) t) + log1p(e^-|s|),
  * two terms >= 0 (no cancellation). exp takes -|s|, -|t| <= 0 (its domain);
@@ -27,9 +27,10 @@
 #include "passes.h"
 
 #define KD_BCE_U 2
-#define KD_BCE_STEP (KD_BCE_U * KD_LANES)
 
-static inline __attribute__((always_inline)) kd_vf kd_bce_vec(kd_vf x, kd_vf y, int store,
+/* kd_elem_row's element (passes.h): the term into acc, the gradient into *g. */
+static inline __attribute__((always_inline)) kd_vf kd_bce_vec(kd_vf x, kd_vf y, kd_vf acc,
+                                                              kd_vm m, int full, int store,
                                                               kd_vf *g) {
   const kd_vf one = kd_set1(1.0f), zero = kd_zero();
   kd_vf ex = kd_exp(kd_neg(kd_abs(x))), ey = kd_exp(kd_neg(kd_abs(y)));
@@ -49,42 +50,15 @@ static inline __attribute__((always_inline)) kd_vf kd_bce_vec(kd_vf x, kd_vf y, 
     kd_vf go = kd_fmsub(sig_x, sig_ny, kd_mul(sig_y, sig_nx));
     *g = kd_select(kd_lt(d2, kd_set1(KD_EXPM1_BAND * KD_EXPM1_BAND)), gb, go);
   }
-  return term;
-}
-
-static inline __attribute__((always_inline)) double kd_bce_row(size_t n, const float *s,
-                                                               const float *t, float scale,
-                                                               float *grad, int store) {
-  const kd_vf sc = kd_set1(scale);
-  double sum = 0.0;
-  for (size_t j = 0; j < n;) {
-    size_t end = kd_lane_block_end(j, n);
-    kd_vf f[KD_BCE_U], g;
-    for (int k = 0; k < KD_BCE_U; k++) f[k] = kd_zero();
-    for (; j + KD_BCE_STEP <= end; j += KD_BCE_STEP) {
-      for (int k = 0; k < KD_BCE_U; k++) {
-        size_t i = j + k * KD_LANES;
-        f[k] = kd_add(f[k], kd_bce_vec(kd_load(s + i), kd_load(t + i), store, &g));
-        if (store) kd_store(grad + i, kd_mul(sc, g)); /* grad may be s: this vector is read */
-      }
-    }
-    for (; j < end; j += KD_LANES) {
-      kd_vm m = kd_tail(end - j);
-      kd_vf x = kd_load_part(s + j, end - j, m), y = kd_load_part(t + j, end - j, m);
-      f[0] = kd_add_m(f[0], m, kd_bce_vec(x, y, store, &g));
-      if (store) kd_store_part(grad + j, end - j, m, kd_mul(sc, g));
-    }
-    sum += kd_hsum_n(f, KD_BCE_U);
-  }
-  return sum;
+  return full ? kd_add(acc, term) : kd_add_m(acc, m, term);
 }
 
 double KD_FN(bce)(size_t n, const float *s, const float *t) {
-  return kd_bce_row(n, s, t, 0.0f, NULL, 0);
+  return kd_elem_row(n, s, t, 0.0f, NULL, 0, kd_bce_vec, KD_BCE_U, KD_LANE_BLOCK);
 }
 
 double KD_FN(bcegrad)(size_t n, const float *s, const float *t, float scale, float *grad) {
-  return kd_bce_row(n, s, t, scale, grad, 1);
+  return kd_elem_row(n, s, t, scale, grad, 1, kd_bce_vec, KD_BCE_U, KD_LANE_BLOCK);
 }
 
 #endif /* KD_BCE_PASSES_H */

@@ -35,6 +35,43 @@ static inline double kd_hsum_n(const kd_vf *acc, int u) {
   return kd_hsum(v);
 }
 
+/* An element-wise pass (MSE, BCE) over one row: elem(x, y, acc, m, full,
+ * store, &g) returns acc with the element's term added in the lanes of m
+ * (every lane when full is set) and, when store is set, puts the element's
+ * gradient in g. The row sums those terms with u accumulators, in float
+ * blocks of `block` elements joining a double, and stores
+ * grad_j = scale * g_j when store is set. Always inlined with constant
+ * elem, u, block and store. */
+#define KD_ELEM_U_MAX 4
+typedef kd_vf (*kd_elem_fn)(kd_vf x, kd_vf y, kd_vf acc, kd_vm m, int full, int store,
+                            kd_vf *g);
+static inline __attribute__((always_inline)) double
+kd_elem_row(size_t n, const float *s, const float *t, float scale, float *grad, int store,
+            kd_elem_fn elem, int u, size_t block) {
+  const kd_vf sc = kd_set1(scale);
+  double sum = 0.0;
+  for (size_t j = 0; j < n;) {
+    size_t end = n - j < block ? n : j + block;
+    kd_vf f[KD_ELEM_U_MAX], g;
+    for (int k = 0; k < u; k++) f[k] = kd_zero();
+    for (; j + (size_t)u * KD_LANES <= end; j += (size_t)u * KD_LANES) {
+      for (int k = 0; k < u; k++) {
+        size_t i = j + k * KD_LANES;
+        f[k] = elem(kd_load(s + i), kd_load(t + i), f[k], kd_all(), 1, store, &g);
+        if (store) kd_store(grad + i, kd_mul(sc, g)); /* grad may be s: this vector is read */
+      }
+    }
+    for (; j < end; j += KD_LANES) {
+      kd_vm m = kd_tail(end - j);
+      kd_vf x = kd_load_part(s + j, end - j, m), y = kd_load_part(t + j, end - j, m);
+      f[0] = elem(x, y, f[0], m, 0, store, &g);
+      if (store) kd_store_part(grad + j, end - j, m, kd_mul(sc, g));
+    }
+    sum += kd_hsum_n(f, u);
+  }
+  return sum;
+}
+
 /* expm1 on |d| < KD_EXPM1_BAND only (kernels.h), given d2 = d * d: d + d^2 P(d)
  * with P by Estrin's scheme: three dependent FMAs where Horner's takes five.
  * Outside the band (NaN and +-inf included) the result is garbage that the
