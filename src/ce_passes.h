@@ -54,16 +54,23 @@ int KD_FN(rmax2)(size_t n, const float *s, const float *t, float *s_max, float *
   return kd_mbits(bad) != 0;
 }
 
-size_t KD_FN(expsum2)(size_t n, const float *s, const float *t, const kd_ce_row *row,
-                      float *es, float *et, double *zs, double *zt) {
+/* Pass 2, and reverse KL's pass 2 with its gradient (rkl, div_passes.h):
+ * there et receives the gap parts p_j = A_j T (kd_gap_parts) instead of the
+ * teacher's exps, which are only summed, and *num gets sum_j es_j p_j and
+ * *p_max max_j |p_j|. */
+static inline __attribute__((always_inline)) size_t
+kd_expsum2_row(size_t n, const float *s, const float *t, const kd_ce_row *row, float *es,
+               float *et, double *zs, double *zt, int rkl, double *num, float *p_max) {
   const kd_vf smax = kd_set1(row->s_max), tmax = kd_set1(row->t_max);
   const kd_vf it = kd_set1(row->inv_temp);
-  double ds = 0.0, dt = 0.0;
+  double ds = 0.0, dt = 0.0, dn = 0.0;
+  /* Starts at 0 and takes values >= 0, as kd_max_m asks. */
+  kd_vf pm = kd_zero();
   size_t first = n;
   for (size_t j = 0; j < n;) {
     size_t end = kd_lane_block_end(j, n);
-    kd_vf fs[KD_CE_U], ft[KD_CE_U];
-    for (int k = 0; k < KD_CE_U; k++) fs[k] = ft[k] = kd_zero();
+    kd_vf fs[KD_CE_U], ft[KD_CE_U], fn[KD_CE_U];
+    for (int k = 0; k < KD_CE_U; k++) fs[k] = ft[k] = fn[k] = kd_zero();
     for (; j + KD_CE_STEP <= end; j += KD_CE_STEP) {
       for (int k = 0; k < KD_CE_U; k++) {
         size_t i = j + k * KD_LANES;
@@ -76,7 +83,14 @@ size_t KD_FN(expsum2)(size_t n, const float *s, const float *t, const kd_ce_row 
         kd_vf a = kd_exp(kd_mul(kd_sub(x, smax), it));
         kd_vf b = kd_exp(kd_mul(kd_sub(y, tmax), it));
         kd_store(es + i, a);
-        kd_store(et + i, b);
+        if (rkl) {
+          kd_vf p = kd_gap_parts(x, y, row);
+          kd_store(et + i, p);
+          fn[k] = kd_fmadd(a, p, fn[k]);
+          pm = kd_max(kd_abs(p), pm);
+        } else {
+          kd_store(et + i, b);
+        }
         fs[k] = kd_add(fs[k], a);
         ft[k] = kd_add(ft[k], b);
       }
@@ -92,16 +106,42 @@ size_t KD_FN(expsum2)(size_t n, const float *s, const float *t, const kd_ce_row 
       kd_vf a = kd_maskz(m, kd_exp(kd_mul(kd_sub(x, smax), it)));
       kd_vf b = kd_maskz(m, kd_exp(kd_mul(kd_sub(y, tmax), it)));
       kd_store_part(es + j, end - j, m, a);
-      kd_store_part(et + j, end - j, m, b);
+      if (rkl) {
+        kd_vf p = kd_gap_parts(x, y, row);
+        kd_store_part(et + j, end - j, m, p);
+        fn[0] = kd_fmadd_m(fn[0], m, a, p);
+        pm = kd_max_m(pm, m, kd_abs(p));
+      } else {
+        kd_store_part(et + j, end - j, m, b);
+      }
       fs[0] = kd_add(fs[0], a);
       ft[0] = kd_add(ft[0], b);
     }
     ds += kd_hsum_n(fs, KD_CE_U);
     dt += kd_hsum_n(ft, KD_CE_U);
+    if (rkl) dn += kd_hsum_n(fn, KD_CE_U);
   }
   *zs = ds;
   *zt = dt;
+  if (rkl) {
+    *num = dn;
+    *p_max = kd_hmax(pm);
+  }
   return first;
+}
+
+size_t KD_FN(expsum2)(size_t n, const float *s, const float *t, const kd_ce_row *row,
+                      float *es, float *et, double *zs, double *zt) {
+  return kd_expsum2_row(n, s, t, row, es, et, zs, zt, 0, NULL, NULL);
+}
+
+size_t KD_FN(expsum2rkl)(size_t n, const float *s, const float *t, const kd_ce_row *row_in,
+                         float *es, float *p, double *zs, double *zt, double *num,
+                         float *p_max) {
+  /* A local copy: es and p are float * and could alias *row_in's float
+   * fields, so reading them there reloads them after every store. */
+  const kd_ce_row row = *row_in;
+  return kd_expsum2_row(n, s, t, &row, es, p, zs, zt, 1, num, p_max);
 }
 
 /* sum_j r_j log(q_j + 1e-5) as 1/zt * sum_j et_j log(es_j/zs + 1e-5): r's
@@ -245,22 +285,34 @@ static inline kd_vf kd_cegrad_vec(kd_vf q_signed, kd_vf v, const kd_ce_grad_lane
   return kd_mul(sq, kd_fnmadd(v, c->q_sum, sum));
 }
 
-void KD_FN(cegrad)(size_t n, const float *q_signed, const float *v, float *grad,
-                   const kd_ce_row *row, size_t skip, kd_grad_stats *stats) {
+/* Pass 4 over stored q_signed and v (cestats, divstats; src 0), or reverse
+ * KL's pass 3 over es and the gap parts p of expsum2rkl (src 1): every class
+ * w-form, q_j = es_j/zs and v_j = d_j = p_j/T + log(zs/zt) (div_passes.h). */
+static inline __attribute__((always_inline)) void
+kd_cegrad_src(kd_vf a, kd_vf b, int rkl, const kd_ce_stats_lanes *c, kd_vf *q, kd_vf *v) {
+  *q = rkl ? kd_mul(a, c->inv_zs) : a;
+  *v = rkl ? kd_fmadd(b, c->inv_temp, c->log_zs_zt) : b;
+}
+
+static inline __attribute__((always_inline)) void
+kd_cegrad_row(size_t n, const float *q_signed, const float *v, float *grad, const kd_ce_row *row,
+              size_t skip, kd_grad_stats *stats, int rkl) {
   /* The row's constants as local vectors: grad is a float * and could alias
    * *row's float fields, so reading them there reloads them after every store. */
   const kd_ce_grad_lanes c = kd_ce_grad_lanes_of(row);
+  const kd_ce_stats_lanes cs = kd_ce_stats_lanes_of(row);
   double others = 0.0;
   /* Both maxima start at 0 and take values >= 0, as kd_max_m asks. */
   kd_vf max_abs = kd_zero(), max_err = kd_zero();
   for (size_t j = 0; j < n;) {
     size_t end = kd_lane_block_end(j, n);
-    kd_vf f[KD_CE_U], e;
+    kd_vf f[KD_CE_U], e, q, vj;
     for (int k = 0; k < KD_CE_U; k++) f[k] = kd_zero();
     for (; j + KD_CE_STEP <= end; j += KD_CE_STEP) {
       for (int k = 0; k < KD_CE_U; k++) {
         size_t i = j + k * KD_LANES;
-        kd_vf g = kd_cegrad_vec(kd_load(q_signed + i), kd_load(v + i), &c, &e);
+        kd_cegrad_src(kd_load(q_signed + i), kd_load(v + i), rkl, &cs, &q, &vj);
+        kd_vf g = kd_cegrad_vec(q, vj, &c, &e);
         kd_store(grad + i, g);
         /* Only one vector holds the skipped class: the others need no mask
          * (skip < i wraps to a large skip - i). */
@@ -278,8 +330,9 @@ void KD_FN(cegrad)(size_t n, const float *q_signed, const float *v, float *grad,
     }
     for (; j < end; j += KD_LANES) {
       kd_vm m = kd_tail(end - j);
-      kd_vf g = kd_cegrad_vec(kd_load_part(q_signed + j, end - j, m),
-                              kd_load_part(v + j, end - j, m), &c, &e);
+      kd_cegrad_src(kd_load_part(q_signed + j, end - j, m), kd_load_part(v + j, end - j, m), rkl,
+                    &cs, &q, &vj);
+      kd_vf g = kd_cegrad_vec(q, vj, &c, &e);
       kd_store_part(grad + j, end - j, m, g);
       kd_vm keep = kd_mand(m, kd_all_but(skip - j));
       f[0] = kd_add_m(f[0], keep, g);
@@ -291,6 +344,16 @@ void KD_FN(cegrad)(size_t n, const float *q_signed, const float *v, float *grad,
   stats->others = others;
   stats->max_abs = kd_hmax(max_abs);
   stats->max_err = kd_hmax(max_err);
+}
+
+void KD_FN(cegrad)(size_t n, const float *q_signed, const float *v, float *grad,
+                   const kd_ce_row *row, size_t skip, kd_grad_stats *stats) {
+  kd_cegrad_row(n, q_signed, v, grad, row, skip, stats, 0);
+}
+
+void KD_FN(rklgrad)(size_t n, const float *es, const float *p, float *grad, const kd_ce_row *row,
+                    size_t skip, kd_grad_stats *stats) {
+  kd_cegrad_row(n, es, p, grad, row, skip, stats, 1);
 }
 
 #endif /* KD_CE_PASSES_H */

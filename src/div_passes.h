@@ -74,13 +74,6 @@
 #define KD_DIV_U 2
 #define KD_DIV_STEP (KD_DIV_U * KD_LANES)
 
-/* ((a - max_gap) + (a_lo - max_gap_lo)), a + a_lo = t_j - s_j exactly. */
-static inline kd_vf kd_gap_parts(kd_vf x, kd_vf y, const kd_ce_row *row) {
-  kd_vf a = kd_sub(y, x), bb = kd_sub(a, y);
-  kd_vf a_lo = kd_sub(kd_sub(y, kd_sub(a, bb)), kd_add(x, bb)); /* -x - bb, negated exactly */
-  return kd_add(kd_sub(a, kd_set1(row->max_gap)), kd_sub(a_lo, kd_set1(row->max_gap_lo)));
-}
-
 /* The term of one vector, without masks: SCE e_t (s_max - x), KL e_t A T,
  * reverse KL e_s A T; times 1/T when scaled (klsum). */
 static inline __attribute__((always_inline)) kd_vf
@@ -274,10 +267,7 @@ kd_divstats_vec(kd_vf x, kd_vf y, kd_vf e_s, kd_vf e_t, const kd_ce_row *row, in
   kd_vf d = kd_fmadd(parts, it, kd_set1(row->log_zs_zt));
   kd_vm sm = kd_eq(x, ninf), tm = kd_eq(y, ninf);
   kd_vf v, term;
-  if (jsd < 0) { /* reverse KL without masks (KD_FN(divstats)) */
-    v = d;
-    term = kd_mul(e_s, kd_mul(parts, it));
-  } else if (!jsd) {
+  if (!jsd) {
     v = kd_select(kd_mor(sm, tm), zero, d);
     term = kd_select(tm, ninf, kd_mul(e_s, kd_mul(parts, it)));
     term = kd_select(sm, zero, term);
@@ -362,16 +352,7 @@ kd_divstats_row(size_t n, const float *s, const float *t, float *es_q, float *et
 
 double KD_FN(divstats)(size_t n, const float *s, const float *t, float *es_q, float *et_v,
                        const kd_ce_row *row, int jsd, kd_ce_sums *sums) {
-  if (!jsd) {
-    /* Reverse KL: first without the masks, where a -inf logit makes d, and
-     * so the sums, NaN; such a row is redone with them from its exps,
-     * recomputed by pass 2 (es and et now hold q and v). */
-    double sum = kd_divstats_row(n, s, t, es_q, et_v, row, -1, sums);
-    if (isfinite(sum) && isfinite(sums->qw)) return sum;
-    double zs, zt;
-    KD_FN(expsum2)(n, s, t, row, es_q, et_v, &zs, &zt);
-    return kd_divstats_row(n, s, t, es_q, et_v, row, 0, sums);
-  }
+  if (!jsd) return kd_divstats_row(n, s, t, es_q, et_v, row, 0, sums);
   return row->beta >= 0.125f ? kd_divstats_row(n, s, t, es_q, et_v, row, 2, sums)
                              : kd_divstats_row(n, s, t, es_q, et_v, row, 1, sums);
 }

@@ -13,9 +13,11 @@
       .isa = id,                                                                     \
       .rmax2 = kd_f32_rmax2_##name,                                                  \
       .expsum2 = kd_f32_expsum2_##name,                                              \
+      .expsum2rkl = kd_f32_expsum2rkl_##name,                                        \
       .celoss = kd_f32_celoss_##name,                                                \
       .cestats = kd_f32_cestats_##name,                                              \
       .cegrad = kd_f32_cegrad_##name,                                                \
+      .rklgrad = kd_f32_rklgrad_##name,                                              \
       .ceshort = kd_f32_ceshort_##name,                                              \
       .klsum = kd_f32_klsum_##name,                                                  \
       .divloss = kd_f32_divloss_##name,                                              \

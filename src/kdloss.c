@@ -335,7 +335,7 @@ static double softmax_row_f64(const request *r, const float *s, const float *t, 
  * pass 4 wrote out (g itself, or scratch when g is the student in place):
  * the dominant class and the conditioning check (kd_ce_grad_redo), the copy.
  * Returns 0, or 1 when the row must be redone in double. */
-static int grad_finish(const kd_kernels *k, const kd_ce_row *row, size_t n, const float *es,
+static int grad_finish(kd_cegrad_fn pass4, const kd_ce_row *row, size_t n, const float *es,
                        const float *et, float *g, float *out, size_t argmax, double zs,
                        const kd_ce_sums *sums) {
   /* zs = 1/q_max: below 2 the most probable class holds over half the mass,
@@ -343,7 +343,7 @@ static int grad_finish(const kd_kernels *k, const kd_ce_row *row, size_t n, cons
    * the row, so that class gets minus the sum of the others instead. */
   int dominant = zs < 2.0;
   kd_grad_stats st;
-  k->cegrad(n, es, et, out, row, dominant ? argmax : n, &st);
+  pass4(n, es, et, out, row, dominant ? argmax : n, &st);
   /* An infinite or NaN element (a product that overflowed in float, the
    * true value maybe finite) is redone too: double rounds it right. */
   if (!(st.max_abs < INFINITY) || isnan(st.max_err)) return 1;
@@ -396,7 +396,8 @@ static int jsd_fast(const kd_kernels *k, kd_ce_row *row, size_t n, const float *
   if (zs < 2.0) most = fmax(most, js.q * (1.0 - beta) * js.qw + fabs(js.qv));
   if (v_err > 5e-6 * 1.001 * most) return KD_JSD_LOSS;
   kd_ce_sums w_form = {js.q, js.qv, 0.0, (float)(v_err * (KD_COND_LIMIT / 5e-6) / js.q)};
-  return grad_finish(k, row, n, es, et, g, out, argmax, zs, &w_form) ? KD_JSD_LOSS : KD_JSD_DONE;
+  return grad_finish(k->cegrad, row, n, es, et, g, out, argmax, zs, &w_form) ? KD_JSD_LOSS
+                                                                               : KD_JSD_DONE;
 }
 
 /* One softmax row after pass 1, in float: the row distance, and the
@@ -422,7 +423,13 @@ static double softmax_row(const kd_kernels *k, const request *r, const float *s,
      * result may be finite. The double path tells them apart. */
     return isfinite(d) ? d : softmax_row_f64(r, s, t, scale, NULL);
   }
-  size_t argmax = k->expsum2(n, s, t, row, es, et, &zs, &zt);
+  /* Reverse KL with its gradient: three passes where the row allows
+   * (div_passes.h); et gets the gap parts. */
+  int rkl3 = g && dist == KD_KL_DIV_REVERSE;
+  double num = 0.0;
+  float p_max = 0.0f;
+  size_t argmax = rkl3 ? k->expsum2rkl(n, s, t, row, es, et, &zs, &zt, &num, &p_max)
+                       : k->expsum2(n, s, t, row, es, et, &zs, &zt);
   row->inv_zs = (float)(1.0 / zs);
   row->inv_zt = (float)(1.0 / zt);
   /* The cross-entropies' loss alone needs neither log(zs/zt) nor pass 3b. */
@@ -455,7 +462,18 @@ static double softmax_row(const kd_kernels *k, const request *r, const float *s,
     int fast = tried ? jsd_fast(k, row, n, s, t, es, et, g, out, argmax, zs, zt, scale, &d)
                      : KD_JSD_NONE;
     if (fast == KD_JSD_DONE) return d;
-    if (fast == KD_JSD_LOSS) {
+    kd_cegrad_fn pass4 = k->cegrad;
+    /* A -inf logit leaves num NaN or -inf: the masked passes below. */
+    if (rkl3 && isfinite(num)) {
+      d = -row->inv_temp * num / zs - log(zs / zt);
+      /* The sums of q_j = es_j/zs and q_j v_j, v_j = p_j/T + log(zs/zt),
+       * as the float q and v of pass 3 make them; max |v| bounded by the
+       * largest gap. */
+      sums.q = zs * row->inv_zs;
+      sums.qw = row->inv_zs * (row->inv_temp * num + row->log_zs_zt * zs);
+      sums.u_size = (float)(p_max * (double)row->inv_temp + fabsf(row->log_zs_zt));
+      pass4 = k->rklgrad;
+    } else if (fast == KD_JSD_LOSS) {
       /* The distance stands; the gradient from divstats, which reads q from
        * es with 1/zs = 1 (the q and v it computes are those it would from
        * the exps; its sum, from et = v, is not used). */
@@ -463,7 +481,7 @@ static double softmax_row(const kd_kernels *k, const request *r, const float *s,
       row_q.inv_zs = 1.0f;
       k->divstats(n, s, t, es, et, &row_q, 1, &sums);
     } else {
-      if (tried && g) k->expsum2(n, s, t, row, es, et, &zs, &zt); /* es, et again */
+      if ((tried || rkl3) && g) k->expsum2(n, s, t, row, es, et, &zs, &zt); /* es, et again */
       double sum = k->divstats(n, s, t, es, et, row, jsd, &sums);
       d = jsd ? sum : -sum / zs - log(zs / zt);
       if (!isfinite(d)) return softmax_row_f64(r, s, t, scale, g);
@@ -481,7 +499,7 @@ static double softmax_row(const kd_kernels *k, const request *r, const float *s,
     kd_ce_sums w_form = sums;
     w_form.u_size = 0.0f;
     if (scale_below(scale, least) ||
-        grad_finish(k, row, n, es, et, g, out, argmax, zs, &w_form))
+        grad_finish(pass4, row, n, es, et, g, out, argmax, zs, &w_form))
       return softmax_row_f64(r, s, t, scale, g);
     return d;
   }
@@ -494,7 +512,7 @@ static double softmax_row(const kd_kernels *k, const request *r, const float *s,
   row->q_sum = (float)(zs * row->inv_zs);
   row->qw_sum = (float)sums.qw;
   row->qu_sum = (float)sums.qu;
-  if (grad_finish(k, row, n, es, et, g, out, argmax, zs, &sums))
+  if (grad_finish(k->cegrad, row, n, es, et, g, out, argmax, zs, &sums))
     softmax_row_f64(r, s, t, scale, g);
   return d;
 }

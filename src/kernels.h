@@ -113,6 +113,15 @@ typedef struct kd_ce_row {
                                       prefetches them) */
 } kd_ce_row;
 
+/* (t_j - t_max) - (s_j - s_max) for the scalar passes (passes.h has the
+ * vector one), with t_j - s_j carried as a TwoSum pair: exact at any offset
+ * between student and teacher. */
+static inline float kd_gap_parts_f32(float x, float y, const kd_ce_row *row) {
+  float a = y - x, bb = a - y;
+  float a_lo = (y - (a - bb)) + (-x - bb);
+  return (a - row->max_gap) + (a_lo - row->max_gap_lo);
+}
+
 /* Pass 2 asks for the next row's logits at offset i, called for every i that
  * is a multiple of KD_PREFETCH_STRIDE (a cache line of floats, so each line
  * once), so that pass 1 of the next row finds them in cache: pass 1 does
@@ -134,6 +143,13 @@ typedef int (*kd_rmax2_fn)(size_t n, const float *s, const float *t,
 typedef size_t (*kd_expsum2_fn)(size_t n, const float *s, const float *t,
                                 const kd_ce_row *row, float *es, float *et,
                                 double *zs, double *zt);
+/* Reverse KL with its gradient, pass 2 (div_passes.h): expsum2 with the gap
+ * parts p_j = (t_j - t_max) - (s_j - s_max) (t_j - s_j as a TwoSum pair)
+ * stored in place of et (zt still summed); *num = sum_j es_j p_j, *p_max =
+ * max_j |p_j|. Non-finite *num where a logit is -inf. */
+typedef size_t (*kd_expsum2rkl_fn)(size_t n, const float *s, const float *t,
+                                   const kd_ce_row *row, float *es, float *p, double *zs,
+                                   double *zt, double *num, float *p_max);
 /* Pass 3a. Returns sum_j r_j * log(q_j + 1e-5) (<= 0 up to rounding). */
 typedef double (*kd_celoss_fn)(size_t n, const float *es, const float *et,
                                const kd_ce_row *row);
@@ -161,6 +177,9 @@ typedef struct kd_grad_stats {
  * until the row is known to be well conditioned). */
 typedef void (*kd_cegrad_fn)(size_t n, const float *q_signed, const float *v, float *grad,
                              const kd_ce_row *row, size_t skip, kd_grad_stats *stats);
+/* Reverse KL with its gradient, pass 3 (div_passes.h): pass 4 over es and p
+ * from expsum2rkl, with q_j = es_j/zs and v_j = p_j/T + log(zs/zt), every
+ * class w-form; grad may be p. Needs q_sum and qw_sum = sum q v in row. */
 /* The row loop's last step on a gradient row g from pass 4: when dominant
  * (zs < 2), the most probable class gets minus the sum of the others; then
  * the conditioning check. Nonzero: the row must be redone in double. */
@@ -274,9 +293,11 @@ typedef struct kd_kernels {
   kd_isa isa;
   kd_rmax2_fn rmax2;
   kd_expsum2_fn expsum2;
+  kd_expsum2rkl_fn expsum2rkl;
   kd_celoss_fn celoss;
   kd_cestats_fn cestats;
   kd_cegrad_fn cegrad;
+  kd_cegrad_fn rklgrad;
   kd_ceshort_fn ceshort;
   kd_klsum_fn klsum;
   kd_divloss_fn divloss;
@@ -292,11 +313,16 @@ typedef struct kd_kernels {
   int kd_f32_rmax2_##isa(size_t, const float *, const float *, float *, float *);   \
   size_t kd_f32_expsum2_##isa(size_t, const float *, const float *,                 \
                               const kd_ce_row *, float *, float *, double *, double *); \
+  size_t kd_f32_expsum2rkl_##isa(size_t, const float *, const float *,              \
+                                 const kd_ce_row *, float *, float *, double *, double *, \
+                                 double *, float *);                                   \
   double kd_f32_celoss_##isa(size_t, const float *, const float *, const kd_ce_row *); \
   double kd_f32_cestats_##isa(size_t, const float *, const float *, float *,        \
                               float *, const kd_ce_row *, kd_ce_sums *);             \
   void kd_f32_cegrad_##isa(size_t, const float *, const float *, float *,           \
                            const kd_ce_row *, size_t, kd_grad_stats *);             \
+  void kd_f32_rklgrad_##isa(size_t, const float *, const float *, float *,          \
+                            const kd_ce_row *, size_t, kd_grad_stats *);            \
   void kd_f32_ceshort_##isa(const kd_ce_short *, size_t, float *, unsigned char *); \
   double kd_f32_klsum_##isa(size_t, const float *, const float *, const float *,    \
                             const float *, const kd_ce_row *, int, float *,          \

@@ -72,6 +72,13 @@ kd_elem_row(size_t n, const float *s, const float *t, float scale, float *grad, 
   return sum;
 }
 
+/* ((a - max_gap) + (a_lo - max_gap_lo)), a + a_lo = t_j - s_j exactly. */
+static inline kd_vf kd_gap_parts(kd_vf x, kd_vf y, const kd_ce_row *row) {
+  kd_vf a = kd_sub(y, x), bb = kd_sub(a, y);
+  kd_vf a_lo = kd_sub(kd_sub(y, kd_sub(a, bb)), kd_add(x, bb)); /* -x - bb, negated exactly */
+  return kd_add(kd_sub(a, kd_set1(row->max_gap)), kd_sub(a_lo, kd_set1(row->max_gap_lo)));
+}
+
 /* expm1 on |d| < KD_EXPM1_BAND only (kernels.h), given d2 = d * d: d + d^2 P(d)
  * with P by Estrin's scheme: three dependent FMAs where Horner's takes five.
  * Outside the band (NaN and +-inf included) the result is garbage that the

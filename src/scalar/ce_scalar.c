@@ -25,22 +25,49 @@ int kd_f32_rmax2_scalar(size_t n, const float *s, const float *t,
   return bad;
 }
 
-size_t kd_f32_expsum2_scalar(size_t n, const float *s, const float *t,
-                             const kd_ce_row *row, float *es, float *et,
-                             double *zs, double *zt) {
-  double ds = 0.0, dt = 0.0;
+/* Pass 2, or reverse KL's (rkl): p_j in place of et_j (kernels.h). */
+static inline size_t expsum2_row(size_t n, const float *s, const float *t, const kd_ce_row *row,
+                                 float *es, float *et, double *zs, double *zt, int rkl,
+                                 double *num, float *p_max) {
+  double ds = 0.0, dt = 0.0, dn = 0.0;
+  float pm = 0.0f;
   size_t first = n;
   for (size_t j = 0; j < n; j++) {
     if (j % KD_PREFETCH_STRIDE == 0) kd_prefetch_next(row, j);
     if (first == n && s[j] == row->s_max) first = j;
-    es[j] = expf((s[j] - row->s_max) * row->inv_temp);
-    et[j] = expf((t[j] - row->t_max) * row->inv_temp);
-    ds += es[j];
-    dt += et[j];
+    float a = expf((s[j] - row->s_max) * row->inv_temp);
+    float b = expf((t[j] - row->t_max) * row->inv_temp);
+    es[j] = a;
+    if (rkl) {
+      float p = kd_gap_parts_f32(s[j], t[j], row);
+      et[j] = p;
+      dn += a * p;
+      pm = fabsf(p) > pm ? fabsf(p) : pm;
+    } else {
+      et[j] = b;
+    }
+    ds += a;
+    dt += b;
   }
   *zs = ds;
   *zt = dt;
+  if (rkl) {
+    *num = dn;
+    *p_max = pm;
+  }
   return first;
+}
+
+size_t kd_f32_expsum2_scalar(size_t n, const float *s, const float *t,
+                             const kd_ce_row *row, float *es, float *et,
+                             double *zs, double *zt) {
+  return expsum2_row(n, s, t, row, es, et, zs, zt, 0, NULL, NULL);
+}
+
+size_t kd_f32_expsum2rkl_scalar(size_t n, const float *s, const float *t, const kd_ce_row *row,
+                                float *es, float *p, double *zs, double *zt, double *num,
+                                float *p_max) {
+  return expsum2_row(n, s, t, row, es, p, zs, zt, 1, num, p_max);
 }
 
 double kd_f32_celoss_scalar(size_t n, const float *es, const float *et,
@@ -60,10 +87,7 @@ double kd_f32_cestats_scalar(size_t n, const float *s, const float *t, float *es
   for (size_t j = 0; j < n; j++) {
     if (j % KD_PREFETCH_STRIDE == 0) __builtin_prefetch(row->grad_out + j, 1);
     float q = es_q[j] * row->inv_zs, r = et_v[j] * row->inv_zt;
-    /* t_j - s_j as a TwoSum pair: exact at any offset between the two. */
-    float a = t[j] - s[j], bb = a - t[j];
-    float a_lo = (t[j] - (a - bb)) + (-s[j] - bb);
-    float d = ((a - row->max_gap) + (a_lo - row->max_gap_lo)) * row->inv_temp + row->log_zs_zt;
+    float d = kd_gap_parts_f32(s[j], t[j], row) * row->inv_temp + row->log_zs_zt;
     float diff = fabsf(d) < KD_EXPM1_BAND ? -q * expm1f(d) : q - r;
     float rcp = 1.0f / (q + row->eps);
     float w = r * rcp, u = (diff + row->eps) * rcp;
@@ -82,13 +106,17 @@ double kd_f32_cestats_scalar(size_t n, const float *s, const float *t, float *es
   return sum;
 }
 
-void kd_f32_cegrad_scalar(size_t n, const float *q_signed, const float *v, float *grad,
-                          const kd_ce_row *row, size_t skip, kd_grad_stats *stats) {
+/* Pass 4 over stored q_signed and v, or reverse KL's pass 3 (rkl) over es and
+ * p: q_j = es_j/zs, v_j = p_j/T + log(zs/zt), every class w-form (kernels.h). */
+static inline void cegrad_row(size_t n, const float *q_signed, const float *v, float *grad,
+                              const kd_ce_row *row, size_t skip, kd_grad_stats *stats,
+                              int rkl) {
   double others = 0.0;
   float max_abs = 0.0f, max_err = 0.0f;
   for (size_t j = 0; j < n; j++) {
-    float q = fabsf(q_signed[j]), vj = v[j];
-    int u_form = signbit(q_signed[j]);
+    float q = rkl ? q_signed[j] * row->inv_zs : fabsf(q_signed[j]);
+    float vj = rkl ? v[j] * row->inv_temp + row->log_zs_zt : v[j];
+    int u_form = !rkl && signbit(q_signed[j]);
     float b = u_form ? vj * row->q_sum - row->qu_sum : row->qw_sum - vj * row->q_sum;
     float size = fabsf(vj) * row->q_sum + (u_form ? fabsf(row->qu_sum) : fabsf(row->qw_sum));
     float g = row->grad_scale * q * b;
@@ -102,6 +130,16 @@ void kd_f32_cegrad_scalar(size_t n, const float *q_signed, const float *v, float
   stats->others = others;
   stats->max_abs = max_abs;
   stats->max_err = max_err;
+}
+
+void kd_f32_cegrad_scalar(size_t n, const float *q_signed, const float *v, float *grad,
+                          const kd_ce_row *row, size_t skip, kd_grad_stats *stats) {
+  cegrad_row(n, q_signed, v, grad, row, skip, stats, 0);
+}
+
+void kd_f32_rklgrad_scalar(size_t n, const float *es, const float *p, float *grad,
+                           const kd_ce_row *row, size_t skip, kd_grad_stats *stats) {
+  cegrad_row(n, es, p, grad, row, skip, stats, 1);
 }
 
 /* Short rows (kernels.h), one row per lane with one lane: the steps of

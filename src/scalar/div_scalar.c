@@ -7,15 +7,9 @@
 #include <math.h>
 #include "kernels.h"
 
-/* (t_j - t_max) - (s_j - s_max), with t_j - s_j carried as a TwoSum pair (as
- * in cestats): exact at any offset between student and teacher; and that / T. */
-static inline float gap_parts(float x, float y, const kd_ce_row *row) {
-  float a = y - x, bb = a - y;
-  float a_lo = (y - (a - bb)) + (-x - bb);
-  return (a - row->max_gap) + (a_lo - row->max_gap_lo);
-}
+/* The gap parts (kernels.h) over T. */
 static inline float gap_over_t(float x, float y, const kd_ce_row *row) {
-  return gap_parts(x, y, row) * row->inv_temp;
+  return kd_gap_parts_f32(x, y, row) * row->inv_temp;
 }
 
 /* q_j - r_j, relatively accurate: -q_j expm1(d_j) where r_j/q_j = exp(d_j)
@@ -64,7 +58,7 @@ double kd_f32_divloss_scalar(size_t n, const float *s, const float *t, const kd_
     ds += es;
     dt += et;
     /* 1/T joins the sum in the row loop. */
-    float a = kind == 0 ? row->s_max - x : gap_parts(x, y, row);
+    float a = kind == 0 ? row->s_max - x : kd_gap_parts_f32(x, y, row);
     float term = (kind == 2 ? es : et) * a;
     /* SCE, KL: a class the teacher masks adds 0, one only the student masks
      * is +inf; reverse KL the other way round. */
