@@ -1,6 +1,7 @@
 /*
  * Every pass of every SIMD ISA this CPU and build support (the cross-entropy's,
- * MSE's and the family's: divloss, klsum, divstats, jsdfast, BCE), called
+ * MSE's and the family's: divloss, klsum, divstats, expsum2rkl, rklgrad,
+ * jsdfast, BCE), called
  * directly and compared with the same pass of the scalar table on the same
  * inputs, in the manner of XNNPACK's microkernel testers: lengths n = 1 ..
  * 3W + 1 around the vector width W, then a few long rows that cross
@@ -344,9 +345,20 @@ static void cestats_body(const kd_kernels *simd, const kd_kernels *scalar, row_c
   free(v.base);
 }
 
-/* Pass 4 at skip = n (no class left out) and at the argmax, out of place and
- * in place over v (as the row loop does for an in-place gradient). */
-static void cegrad_body(const kd_kernels *simd, const kd_kernels *scalar, row_case *c) {
+/* |A_j| + |log(zs/zt)| + 1, A_j = ((t_j - t_max) - (s_j - s_max))/T: the scale
+ * of d_j's rounding (div_passes.h); 0 where a logit is masked. */
+static double d_scale(const row_case *c, size_t j) {
+  double gap = ((double)c->t[j] - c->s[j]) - ((double)c->row.t_max - c->row.s_max);
+  double terms = fabs(gap) * c->row.inv_temp + fabs(c->row.log_zs_zt) + 1.0;
+  return isfinite(terms) ? terms : 0.0;
+}
+
+/* Pass 4 (cegrad over cestats' q and v) or reverse KL's pass 3 (rklgrad over
+ * es and p, with q_j = es_j/zs and v_j = p_j/T + log(zs/zt)), at skip = n
+ * (no class left out) and at the argmax, out of place and in place over v
+ * (as the row loop does for an in-place gradient). */
+static void grad_pass_check(const kd_kernels *simd, const kd_kernels *scalar, const row_case *c,
+                            const kd_ce_row *row, const float *q_in, const float *v_in, int rkl) {
   size_t n = c->at.n;
   for (int variant = 0; variant < 4; variant++) {
     size_t skip = variant % 2 ? c->argmax : n;
@@ -355,21 +367,24 @@ static void cegrad_body(const kd_kernels *simd, const kd_kernels *scalar, row_ca
     kd_grad_stats st[2];
     const kd_kernels *k[2] = {scalar, simd};
     for (int i = 0; i < 2; i++) {
-      v[i] = guarded_copy(c->v, n, c->at.misalign);
+      v[i] = guarded_copy(v_in, n, c->at.misalign);
       g[i] = in_place ? v[i] : guarded_new(n, c->at.misalign);
-      k[i]->cegrad(n, c->q, v[i].p, g[i].p, &c->row, skip, &st[i]);
+      (rkl ? k[i]->rklgrad : k[i]->cegrad)(n, q_in, v[i].p, g[i].p, row, skip, &st[i]);
     }
     where at = c->at;
-    at.pass = in_place ? "cegrad (in place)" : "cegrad";
+    at.pass = rkl ? (in_place ? "rklgrad (in place)" : "rklgrad")
+                  : (in_place ? "cegrad (in place)" : "cegrad");
     guards_intact(&at, "grad", &g[1]);
     /* Each g_j = scale * q_j * B_j cancels from scale * q_j * size_j, the
-     * size the kernel reports in max_err; its error scales with that. */
+     * size the kernel reports in max_err; its error scales with that, and
+     * with v_j's own rounding where the pass forms v_j (d_scale). */
     double others_tol = 0.0, max_tol = 0.0; /* others: per-element errors plus the sum's */
     for (size_t j = 0; j < n; j++) {
-      double q = fabsf(c->q[j]);
-      double form_sum = signbit(c->q[j]) ? c->row.qu_sum : c->row.qw_sum;
-      double size = fabs(c->v[j]) * c->row.q_sum + fabs(form_sum);
-      double tol = TK_K_ELEM_REL * fabs(c->row.grad_scale) * q * size + TK_K_ELEM_ABS;
+      double q = rkl ? q_in[j] * (double)row->inv_zs : fabsf(q_in[j]);
+      double vj = rkl ? v_in[j] * (double)row->inv_temp + row->log_zs_zt : v_in[j];
+      double form_sum = !rkl && signbit(q_in[j]) ? row->qu_sum : row->qw_sum;
+      double size = (fabs(vj) + (rkl ? d_scale(c, j) : 0.0)) * row->q_sum + fabs(form_sum);
+      double tol = TK_K_ELEM_REL * fabs(row->grad_scale) * q * size + TK_K_ELEM_ABS;
       near_enough(&at, "grad", j, g[1].p[j], g[0].p[j], tol);
       if (j != skip) {
         others_tol += tol + TK_K_SUM_REL * fabsf(g[0].p[j]);
@@ -379,12 +394,16 @@ static void cegrad_body(const kd_kernels *simd, const kd_kernels *scalar, row_ca
     near_enough(&at, "others", 0, st[1].others, st[0].others, others_tol);
     near_enough(&at, "max_abs", 0, st[1].max_abs, st[0].max_abs, max_tol);
     near_enough(&at, "max_err", 0, st[1].max_err, st[0].max_err,
-                TK_K_ELEM_REL * st[0].max_err + TK_K_ELEM_ABS);
+                TK_K_ELEM_REL * st[0].max_err + (rkl ? max_tol : TK_K_ELEM_ABS));
     for (int i = 0; i < 2; i++) {
       free(v[i].base);
       if (!in_place) free(g[i].base);
     }
   }
+}
+
+static void cegrad_body(const kd_kernels *simd, const kd_kernels *scalar, row_case *c) {
+  grad_pass_check(simd, scalar, c, &c->row, c->q, c->v, 0);
 }
 
 static double squares(const row_case *c) {
@@ -547,14 +566,6 @@ static void msegrad_body(const kd_kernels *simd, const kd_kernels *scalar, row_c
   elemgrad_check(simd, scalar, c, 0, TK_K_SUM_REL * squares(c), TK_K_ELEM_REL);
 }
 
-/* |A_j| + |log(zs/zt)| + 1, A_j = ((t_j - t_max) - (s_j - s_max))/T: the scale
- * of d_j's rounding (div_passes.h); 0 where a logit is masked. */
-static double d_scale(const row_case *c, size_t j) {
-  double gap = ((double)c->t[j] - c->s[j]) - ((double)c->row.t_max - c->row.s_max);
-  double terms = fabs(gap) * c->row.inv_temp + fabs(c->row.log_zs_zt) + 1.0;
-  return isfinite(terms) ? terms : 0.0;
-}
-
 /* The size of divloss's and klsum's sums: sum_j e_j |val_j| (T times, for divloss). */
 static double div_terms(const row_case *c, int kind, int times_t) {
   double sum = 0.0;
@@ -652,6 +663,67 @@ static void divstats_body(const kd_kernels *simd, const kd_kernels *scalar, row_
   }
 }
 
+/* Reverse KL's pass 2 with its gradient (both tables): es as expsum2's, the
+ * gap parts p exactly (the same float operations on either side, NaN where
+ * both sides mask a class), num at the size of its terms (non-finite on
+ * both sides where a logit is -inf), max |p| exactly. */
+typedef struct rkl_pass2 {
+  guarded es, p;
+  double zs, zt, num;
+  float p_max;
+  size_t first;
+} rkl_pass2;
+
+static rkl_pass2 rkl_pass2_of(const kd_kernels *k, const row_case *c) {
+  rkl_pass2 r;
+  r.es = guarded_new(c->at.n, c->at.misalign);
+  r.p = guarded_new(c->at.n, c->at.misalign);
+  r.first = k->expsum2rkl(c->at.n, c->s, c->t, &c->row, r.es.p, r.p.p, &r.zs, &r.zt, &r.num,
+                          &r.p_max);
+  return r;
+}
+
+static void rkl_pass2_free(rkl_pass2 *r) {
+  free(r->es.base);
+  free(r->p.base);
+}
+
+static void expsum2rkl_body(const kd_kernels *simd, const kd_kernels *scalar, row_case *c) {
+  size_t n = c->at.n;
+  rkl_pass2 want = rkl_pass2_of(scalar, c), got = rkl_pass2_of(simd, c);
+  guards_intact(&c->at, "es", &got.es);
+  guards_intact(&c->at, "p", &got.p);
+  near_enough(&c->at, "first argmax", 0, (double)got.first, (double)c->argmax, 0.0);
+  double terms = 0.0;
+  for (size_t j = 0; j < n; j++) {
+    near_enough(&c->at, "es", j, got.es.p[j], c->es[j], TK_K_ELEM_REL * c->es[j] + TK_K_ELEM_ABS);
+    float pw = want.p.p[j], pg = got.p.p[j];
+    if (isnan(pw) && isnan(pg)) continue;
+    near_enough(&c->at, "p", j, pg, pw, 0.0);
+    terms += c->es[j] * fabs(pw);
+  }
+  near_enough(&c->at, "zs", 0, got.zs, c->zs, TK_K_SUM_REL * c->zs);
+  near_enough(&c->at, "zt", 0, got.zt, c->zt, TK_K_SUM_REL * c->zt);
+  near_enough(&c->at, "num finite", 0, isfinite(got.num), isfinite(want.num), 0.0);
+  if (isfinite(want.num)) near_enough(&c->at, "num", 0, got.num, want.num, TK_K_SUM_REL * terms);
+  near_enough(&c->at, "max |p|", 0, got.p_max, want.p_max, 0.0);
+  rkl_pass2_free(&want);
+  rkl_pass2_free(&got);
+}
+
+/* Reverse KL's pass 3 on the scalar pass 2's es and p of rows without -inf,
+ * with sum q and sum q v as src/kdloss.c forms them. */
+static void rklgrad_body(const kd_kernels *simd, const kd_kernels *scalar, row_case *c) {
+  rkl_pass2 in = rkl_pass2_of(scalar, c);
+  if (isfinite(in.num)) {
+    kd_ce_row row = c->row;
+    row.q_sum = (float)(in.zs * row.inv_zs);
+    row.qw_sum = (float)(row.inv_zs * (row.inv_temp * in.num + row.log_zs_zt * in.zs));
+    grad_pass_check(simd, scalar, c, &row, in.es.p, in.p.p, 1);
+  }
+  rkl_pass2_free(&in);
+}
+
 /* The direct JSD pass (src/jsd_passes.h), loss only and with the gradient,
  * at betas either side of KD_JSD_FAST_BETA. Each element's values round at
  * the size of the logs they are differences of: |lambda_j| + 2 |y_j| + 1
@@ -741,6 +813,11 @@ static void test_msegrad(void **state) { (void)state; for_each_case("msegrad", N
 static void test_divloss(void **state) { (void)state; for_each_case("divloss", TIED, divloss_body); }
 static void test_klsum(void **state) { (void)state; for_each_case("klsum", TIED, klsum_body); }
 static void test_divstats(void **state) { (void)state; for_each_case("divstats", TIED, divstats_body); }
+static void test_expsum2rkl(void **state) {
+  (void)state;
+  for_each_case("expsum2rkl", TIED, expsum2rkl_body);
+}
+static void test_rklgrad(void **state) { (void)state; for_each_case("rklgrad", TIED, rklgrad_body); }
 static void test_jsdfast(void **state) { (void)state; for_each_case("jsdfast", TIED, jsdfast_body); }
 /* BCE takes no infinities either. */
 static void test_bce(void **state) { (void)state; for_each_case("bce", NEAR, bce_body); }
@@ -756,7 +833,8 @@ int main(void) {
       cmocka_unit_test(test_cestats), cmocka_unit_test(test_cegrad),  cmocka_unit_test(test_mse),
       cmocka_unit_test(test_msegrad), cmocka_unit_test(test_ceshort),
       cmocka_unit_test(test_divloss), cmocka_unit_test(test_klsum),
-      cmocka_unit_test(test_divstats), cmocka_unit_test(test_jsdfast), cmocka_unit_test(test_bce),
+      cmocka_unit_test(test_divstats), cmocka_unit_test(test_expsum2rkl),
+      cmocka_unit_test(test_rklgrad), cmocka_unit_test(test_jsdfast), cmocka_unit_test(test_bce),
       cmocka_unit_test(test_bcegrad),
   };
   return cmocka_run_group_tests_name("kernels", tests, NULL, NULL);
