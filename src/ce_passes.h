@@ -69,8 +69,10 @@ kd_expsum2_row(size_t n, const float *s, const float *t, const kd_ce_row *row, f
   size_t first = n;
   for (size_t j = 0; j < n;) {
     size_t end = kd_lane_block_end(j, n);
-    kd_vf fs[KD_CE_U], ft[KD_CE_U], fn[KD_CE_U];
-    for (int k = 0; k < KD_CE_U; k++) fs[k] = ft[k] = fn[k] = kd_zero();
+    /* One chain for num: a pass bound by exp leaves its adds time enough,
+     * and a second would spill on AVX-512. */
+    kd_vf fs[KD_CE_U], ft[KD_CE_U], fn = kd_zero();
+    for (int k = 0; k < KD_CE_U; k++) fs[k] = ft[k] = kd_zero();
     for (; j + KD_CE_STEP <= end; j += KD_CE_STEP) {
       for (int k = 0; k < KD_CE_U; k++) {
         size_t i = j + k * KD_LANES;
@@ -86,7 +88,7 @@ kd_expsum2_row(size_t n, const float *s, const float *t, const kd_ce_row *row, f
         if (rkl) {
           kd_vf p = kd_gap_parts(x, y, row);
           kd_store(et + i, p);
-          fn[k] = kd_fmadd(a, p, fn[k]);
+          fn = kd_fmadd(a, p, fn);
           pm = kd_max(kd_abs(p), pm);
         } else {
           kd_store(et + i, b);
@@ -109,7 +111,7 @@ kd_expsum2_row(size_t n, const float *s, const float *t, const kd_ce_row *row, f
       if (rkl) {
         kd_vf p = kd_gap_parts(x, y, row);
         kd_store_part(et + j, end - j, m, p);
-        fn[0] = kd_fmadd_m(fn[0], m, a, p);
+        fn = kd_fmadd_m(fn, m, a, p);
         pm = kd_max_m(pm, m, kd_abs(p));
       } else {
         kd_store_part(et + j, end - j, m, b);
@@ -119,7 +121,7 @@ kd_expsum2_row(size_t n, const float *s, const float *t, const kd_ce_row *row, f
     }
     ds += kd_hsum_n(fs, KD_CE_U);
     dt += kd_hsum_n(ft, KD_CE_U);
-    if (rkl) dn += kd_hsum_n(fn, KD_CE_U);
+    if (rkl) dn += kd_hsum(fn);
   }
   *zs = ds;
   *zt = dt;
@@ -276,10 +278,13 @@ double KD_FN(cestats)(size_t n, const float *s, const float *t, float *es_q, flo
  * of the terms the bracket cancels from, scaled like the gradient. With the
  * form's sum S (sum q*u or sum q*w), the bracket is S - v_j * sum q up to
  * the sign, which q_signed carries: in the u-form, -q_j * (S - u_j sum q)
- * = q_j * (u_j sum q - S). Every value rounds as in the two-formula form. */
-static inline kd_vf kd_cegrad_vec(kd_vf q_signed, kd_vf v, const kd_ce_grad_lanes *c, kd_vf *e) {
-  kd_vf sum = kd_select_sign(q_signed, c->qu_sum, c->qw_sum);
-  kd_vf sum_abs = kd_select_sign(q_signed, kd_abs(c->qu_sum), kd_abs(c->qw_sum));
+ * = q_j * (u_j sum q - S). Every value rounds as in the two-formula form.
+ * w_only: every class w-form (q >= 0), no select. */
+static inline __attribute__((always_inline)) kd_vf
+kd_cegrad_vec(kd_vf q_signed, kd_vf v, const kd_ce_grad_lanes *c, int w_only, kd_vf *e) {
+  kd_vf sum = w_only ? c->qw_sum : kd_select_sign(q_signed, c->qu_sum, c->qw_sum);
+  kd_vf sum_abs = w_only ? kd_abs(c->qw_sum)
+                         : kd_select_sign(q_signed, kd_abs(c->qu_sum), kd_abs(c->qw_sum));
   kd_vf sq = kd_mul(c->grad_scale, q_signed);
   *e = kd_mul(kd_abs(sq), kd_fmadd(kd_abs(v), c->q_sum, sum_abs));
   return kd_mul(sq, kd_fnmadd(v, c->q_sum, sum));
@@ -312,7 +317,7 @@ kd_cegrad_row(size_t n, const float *q_signed, const float *v, float *grad, cons
       for (int k = 0; k < KD_CE_U; k++) {
         size_t i = j + k * KD_LANES;
         kd_cegrad_src(kd_load(q_signed + i), kd_load(v + i), rkl, &cs, &q, &vj);
-        kd_vf g = kd_cegrad_vec(q, vj, &c, &e);
+        kd_vf g = kd_cegrad_vec(q, vj, &c, rkl, &e);
         kd_store(grad + i, g);
         /* Only one vector holds the skipped class: the others need no mask
          * (skip < i wraps to a large skip - i). */
@@ -332,7 +337,7 @@ kd_cegrad_row(size_t n, const float *q_signed, const float *v, float *grad, cons
       kd_vm m = kd_tail(end - j);
       kd_cegrad_src(kd_load_part(q_signed + j, end - j, m), kd_load_part(v + j, end - j, m), rkl,
                     &cs, &q, &vj);
-      kd_vf g = kd_cegrad_vec(q, vj, &c, &e);
+      kd_vf g = kd_cegrad_vec(q, vj, &c, rkl, &e);
       kd_store_part(grad + j, end - j, m, g);
       kd_vm keep = kd_mand(m, kd_all_but(skip - j));
       f[0] = kd_add_m(f[0], keep, g);

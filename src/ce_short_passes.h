@@ -112,7 +112,7 @@ static void kd_ceshort_group(const kd_ce_short *a, size_t k, float *loss, unsign
   const kd_vm dominant = kd_lt(zs, kd_set1(2.0f));
   kd_vf others = kd_zero(), max_abs = kd_zero(), max_err = kd_zero();
   for (size_t j = 0; j < n; j++) {
-    kd_vf e, gj = kd_cegrad_vec(kd_load(es + j * L), kd_load(et + j * L), &g, &e);
+    kd_vf e, gj = kd_cegrad_vec(kd_load(es + j * L), kd_load(et + j * L), &g, 0, &e);
     kd_store(xs + j * L, gj);
     kd_vm keep = kd_mnot(kd_mand(dominant, kd_eq(argmax, kd_set1((float)j))));
     others = kd_add_m(others, keep, gj);

@@ -34,6 +34,13 @@
  * w-form (q stored positive), the dominant class and the conditioning check
  * of the row loop, and the double path as for the cross-entropy.
  *   Reverse KL = -sum_j q_j d_j = -(1/zs) sum_j es_j A_j - log(zs/zt); v = d.
+ *   Its gradient's sums are then known from pass 2: sum q = zs/zs and
+ *   sum q v = -reverse KL. So the row loop runs expsum2rkl (ce_passes.h:
+ *   pass 2 with the numerator sum_j es_j A_j T, storing A_j T in place of
+ *   et) and rklgrad (pass 4 forming q_j and v_j = d_j from es_j and A_j T
+ *   as it loads them): three passes. Rows with a -inf logit (the numerator
+ *   NaN or -inf) rerun pass 2 and take divstats, which applies the masks,
+ *   then cegrad.
  *   JSD: lambda_j = log(M_j/q_j), mu_j = log(M_j/r_j), from d_j = log(r_j/q_j),
  *   with x = beta expm1(d) = beta (-expm1(-d)) / exp(-d) for d > 0:
  *     d <= 0:         lambda = log1p(beta expm1(d)),   mu = lambda - d;

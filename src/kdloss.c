@@ -158,7 +158,8 @@ static kd_status check(request *r) {
  * 2e5 for LwF's eps = 1e-5, which the bound's absolute term 1e-12 * scale
  * covers only from 2^-90 (~8e-28) up; FACIL's eps = 1e-5/C multiplies the
  * bound by C (least = 2^-90 C). Reverse KL and JSD: |B_j| <= 2 max|v_j|,
- * known after their stats pass (least = 2^-90 max(1, max|v|/1e5)). Soft
+ * known after their stats pass, or bounded after reverse KL's pass 2
+ * (least = 2^-90 max(1, max|v|/1e5)). Soft
  * cross-entropy, KL and BCE form scale * x with |x| <= 1: 2^-90 is ample. */
 #define KD_CE_SCALE_LEAST 0x1p-90
 static int scale_below(double scale, double least) {
@@ -436,7 +437,8 @@ static double softmax_row(const kd_kernels *k, const request *r, const float *s,
   double offset = ce_offset(r);
   int ce = dist == KD_CROSS_ENTROPY || dist == KD_CROSS_ENTROPY_UNIFORM_EPS;
   if (ce && !g) return -k->celoss(n, es, et, row) + offset;
-  row->log_zs_zt = (float)log(zs / zt);
+  double log_zs_zt = log(zs / zt);
+  row->log_zs_zt = (float)log_zs_zt;
   /* In place, a w-form gradient goes to scratch first: the student row must
    * survive until the row is known not to need the double path. */
   float *out = g == s ? et : g;
@@ -465,7 +467,7 @@ static double softmax_row(const kd_kernels *k, const request *r, const float *s,
     kd_cegrad_fn pass4 = k->cegrad;
     /* A -inf logit leaves num NaN or -inf: the masked passes below. */
     if (rkl3 && isfinite(num)) {
-      d = -row->inv_temp * num / zs - log(zs / zt);
+      d = -row->inv_temp * num / zs - log_zs_zt;
       /* The sums of q_j = es_j/zs and q_j v_j, v_j = p_j/T + log(zs/zt),
        * as the float q and v of pass 3 make them; max |v| bounded by the
        * largest gap. */
