@@ -177,9 +177,6 @@ typedef struct kd_grad_stats {
  * until the row is known to be well conditioned). */
 typedef void (*kd_cegrad_fn)(size_t n, const float *q_signed, const float *v, float *grad,
                              const kd_ce_row *row, size_t skip, kd_grad_stats *stats);
-/* Reverse KL with its gradient, pass 3 (div_passes.h): pass 4 over es and p
- * from expsum2rkl, with q_j = es_j/zs and v_j = p_j/T + log(zs/zt), every
- * class w-form; grad may be p. Needs q_sum and qw_sum = sum q v in row. */
 /* The row loop's last step on a gradient row g from pass 4: when dominant
  * (zs < 2), the most probable class gets minus the sum of the others; then
  * the conditioning check. Nonzero: the row must be redone in double. */
@@ -297,6 +294,9 @@ typedef struct kd_kernels {
   kd_celoss_fn celoss;
   kd_cestats_fn cestats;
   kd_cegrad_fn cegrad;
+  /* Reverse KL with its gradient, pass 3 (div_passes.h): pass 4 over es and
+   * p from expsum2rkl, with q_j = es_j/zs and v_j = p_j/T + log(zs/zt),
+   * every class w-form; grad may be p. Needs q_sum and qw_sum = sum q v in row. */
   kd_cegrad_fn rklgrad;
   kd_ceshort_fn ceshort;
   kd_klsum_fn klsum;

@@ -362,6 +362,27 @@ static void ce_jsd_routes(void **state) {
       }
 }
 
+/* Strictly increasing rows (the maximum last, every class a record), at
+ * low temperatures and a teacher offset: the shift by the maxima and the
+ * TwoSum gap at their widest. */
+static void ce_ramps(void **state) {
+  (void)state;
+  static const size_t cols[] = {5, 17, 40, 1000, 4097};
+  static const float scales[] = {3.0f, 0.3f};
+  for (size_t k = 0; k < TK_COUNT(cols); k++)
+    for (size_t t = 0; t < 3; t++)
+      for (size_t sc = 0; sc < TK_COUNT(scales); sc++) {
+        tk_case c = tk_default(dist, 2, cols[k]);
+        c.inputs = TK_RAMP;
+        c.temperature = temperatures[t];
+        c.scale = scales[sc];
+        c.shift = -50.0f;
+        c.t_offset = t == 1 ? 7.0f : 0.0f;
+        c.seed = 2600 + k * 10 + t * 2 + sc;
+        tk_run(&c);
+      }
+}
+
 static void ce_random_sweep(void **state) {
   (void)state;
   const char *env = getenv("KDLOSS_TEST_SEED");
@@ -394,6 +415,7 @@ int main(void) {
       cmocka_unit_test(ce_ill_conditioned), cmocka_unit_test(ce_factors),
       cmocka_unit_test(ce_short_rows),  cmocka_unit_test(ce_short_rows_independent),
       cmocka_unit_test(ce_weights),     cmocka_unit_test(ce_masked_both),
+      cmocka_unit_test(ce_ramps),
       cmocka_unit_test(ce_random_sweep),
   };
   const struct CMUnitTest jsd_tests[] = {cmocka_unit_test(ce_betas),

@@ -40,7 +40,7 @@ static const char *inputs_name(tk_inputs k) {
       [TK_RANDOM] = "random", [TK_IDENTICAL] = "identical", [TK_SAME_PTR] = "same-ptr",
       [TK_NEAR] = "near",     [TK_GAPS] = "gaps",           [TK_MASKED] = "masked",
       [TK_PEAKED] = "peaked", [TK_ONE_LEFT] = "one-left",   [TK_TIED] = "tied",
-      [TK_MASKED_BOTH] = "masked-both"};
+      [TK_MASKED_BOTH] = "masked-both", [TK_RAMP] = "ramp"};
   return names[k];
 }
 
@@ -83,6 +83,10 @@ static void fill(const tk_case *c, matrix *s, matrix *t) {
       case TK_SAME_PTR:
       case TK_TIED:
         sr[j] = tr[j] = (float)(c->scale * a + c->shift);
+        break;
+      case TK_RAMP:
+        sr[j] = (float)(c->scale * 0.125 * (double)j + c->shift);
+        tr[j] = (float)(c->scale * 0.1 * (double)j + c->shift);
         break;
       case TK_NEAR:
         sr[j] = (float)(c->scale * a + c->shift);

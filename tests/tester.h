@@ -24,6 +24,7 @@ typedef enum tk_inputs {
   TK_ONE_LEFT,  /* every class -inf but one per row */
   TK_TIED,      /* identical; two top classes 1e-3 apart, the rest 30 or more below */
   TK_MASKED_BOTH, /* random, about a third of each row's classes -inf in both (at least one left) */
+  TK_RAMP,      /* strictly increasing: scale j / 8 + shift (teacher: 0.8 of that slope) */
   TK_INPUTS_COUNT
 } tk_inputs;
 
