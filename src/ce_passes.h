@@ -205,10 +205,7 @@ static inline void kd_cestats_vec(kd_vf x, kd_vf y, kd_vf e_s, kd_vf e_t,
   const kd_vf eps = c->eps;
   kd_vf q = kd_mul(e_s, c->inv_zs);
   kd_vf r = kd_mul(e_t, c->inv_zt);
-  /* t_j - s_j as a TwoSum pair: exact at any offset between the two. */
-  kd_vf a = kd_sub(y, x), bb = kd_sub(a, y);
-  kd_vf a_lo = kd_sub(kd_sub(y, kd_sub(a, bb)), kd_add(x, bb)); /* -x - bb, negated exactly */
-  kd_vf d = kd_fmadd(kd_add(kd_sub(a, c->max_gap), kd_sub(a_lo, c->max_gap_lo)), c->inv_temp,
+  kd_vf d = kd_fmadd(kd_gap_parts_lanes(x, y, c->max_gap, c->max_gap_lo), c->inv_temp,
                      c->log_zs_zt);
   /* The scalar ternary as a select: the polynomial of NaN or +-inf (masked
    * classes, lanes past n) is computed but never chosen. d^2 < band^2 is

@@ -446,7 +446,7 @@ static double softmax_row(const kd_kernels *k, const request *r, const float *s,
     int kl = dist == KD_KL_DIV;
     kd_grad_stats st;
     double d = k->klsum(n, s, t, es, et, row, kl, g ? out : NULL, &st) / zt +
-               (kl ? log(zs / zt) : log(zs));
+               (kl ? log_zs_zt : log(zs));
     /* As above for d; !(a <= b) is true for NaN too. */
     if (!isfinite(d) || (g && !(st.max_err <= KD_COND_LIMIT * st.max_abs)))
       return softmax_row_f64(r, s, t, scale, g);
@@ -485,7 +485,7 @@ static double softmax_row(const kd_kernels *k, const request *r, const float *s,
     } else {
       if ((tried || rkl3) && g) k->expsum2(n, s, t, row, es, et, &zs, &zt); /* es, et again */
       double sum = k->divstats(n, s, t, es, et, row, jsd, &sums);
-      d = jsd ? sum : -sum / zs - log(zs / zt);
+      d = jsd ? sum : -sum / zs - log_zs_zt;
       if (!isfinite(d)) return softmax_row_f64(r, s, t, scale, g);
     }
     if (!g) return d;

@@ -72,11 +72,17 @@ kd_elem_row(size_t n, const float *s, const float *t, float scale, float *grad, 
   return sum;
 }
 
-/* ((a - max_gap) + (a_lo - max_gap_lo)), a + a_lo = t_j - s_j exactly. */
-static inline kd_vf kd_gap_parts(kd_vf x, kd_vf y, const kd_ce_row *row) {
+/* ((a - gap) + (a_lo - gap_lo)), a + a_lo = t_j - s_j exactly (TwoSum):
+ * (t_j - t_max) - (s_j - s_max) at any offset between student and teacher,
+ * with gap + gap_lo = t_max - s_max per lane. */
+static inline kd_vf kd_gap_parts_lanes(kd_vf x, kd_vf y, kd_vf gap, kd_vf gap_lo) {
   kd_vf a = kd_sub(y, x), bb = kd_sub(a, y);
   kd_vf a_lo = kd_sub(kd_sub(y, kd_sub(a, bb)), kd_add(x, bb)); /* -x - bb, negated exactly */
-  return kd_add(kd_sub(a, kd_set1(row->max_gap)), kd_sub(a_lo, kd_set1(row->max_gap_lo)));
+  return kd_add(kd_sub(a, gap), kd_sub(a_lo, gap_lo));
+}
+/* The same with one row across the lanes. */
+static inline kd_vf kd_gap_parts(kd_vf x, kd_vf y, const kd_ce_row *row) {
+  return kd_gap_parts_lanes(x, y, kd_set1(row->max_gap), kd_set1(row->max_gap_lo));
 }
 
 /* expm1 on |d| < KD_EXPM1_BAND only (kernels.h), given d2 = d * d: d + d^2 P(d)
