@@ -472,7 +472,7 @@ static double softmax_row(const kd_kernels *k, const request *r, const float *s,
        * as the float q and v of pass 3 make them; max |v| bounded by the
        * largest gap. */
       sums.q = zs * row->inv_zs;
-      sums.qw = row->inv_zs * (row->inv_temp * num + row->log_zs_zt * zs);
+      sums.qw = kd_rkl_qv_sum(row, zs, num);
       sums.u_size = (float)(p_max * (double)row->inv_temp + fabsf(row->log_zs_zt));
       pass4 = k->rklgrad;
     } else if (fast == KD_JSD_LOSS) {

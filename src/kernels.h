@@ -150,6 +150,11 @@ typedef size_t (*kd_expsum2_fn)(size_t n, const float *s, const float *t,
 typedef size_t (*kd_expsum2rkl_fn)(size_t n, const float *s, const float *t,
                                    const kd_ce_row *row, float *es, float *p, double *zs,
                                    double *zt, double *num, float *p_max);
+/* sum_j q_j v_j of rklgrad's q_j = es_j/zs and v_j = p_j/T + log(zs/zt), from
+ * pass 2's num (row: inv_zs, inv_temp, log_zs_zt as pass 3 takes them). */
+static inline double kd_rkl_qv_sum(const kd_ce_row *row, double zs, double num) {
+  return row->inv_zs * (row->inv_temp * num + row->log_zs_zt * zs);
+}
 /* Pass 3a. Returns sum_j r_j * log(q_j + 1e-5) (<= 0 up to rounding). */
 typedef double (*kd_celoss_fn)(size_t n, const float *es, const float *et,
                                const kd_ce_row *row);

@@ -718,7 +718,7 @@ static void rklgrad_body(const kd_kernels *simd, const kd_kernels *scalar, row_c
   if (isfinite(in.num)) {
     kd_ce_row row = c->row;
     row.q_sum = (float)(in.zs * row.inv_zs);
-    row.qw_sum = (float)(row.inv_zs * (row.inv_temp * in.num + row.log_zs_zt * in.zs));
+    row.qw_sum = (float)kd_rkl_qv_sum(&row, in.zs, in.num);
     grad_pass_check(simd, scalar, c, &row, in.es.p, in.p.p, 1);
   }
   rkl_pass2_free(&in);
